@@ -1,0 +1,70 @@
+"""Image parameterization: a Fourier spectrum in decorrelated colour space.
+
+Pixels are not optimized directly. Each image is the inverse FFT of a learned spectrum whose
+frequencies are scaled by 1/f (so low frequencies dominate, as in natural images), mapped from a
+decorrelated colour basis to RGB and squashed by a sigmoid into [0, 1]. This is the
+parameterization of Olah et al. 2017, "Feature Visualization" (Distill), which suppresses the
+high-frequency patterns that plain pixel ascent produces.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+# Square root of the colour correlation matrix of ImageNet (RGB), from its SVD, as published with
+# Feature Visualization. Columns are the decorrelated basis; normalized by the largest column norm.
+_COLOR_CORRELATION_SQRT = np.array(
+    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float32
+)
+COLOR_BASIS = _COLOR_CORRELATION_SQRT / np.max(np.linalg.norm(_COLOR_CORRELATION_SQRT, axis=0))
+
+NAME = "fft_decorrelated"
+
+
+def spectrum_shape(size):
+    """Shape (3, size, size // 2 + 1) of one image's real-FFT spectrum, per colour channel."""
+    return (3, size, size // 2 + 1)
+
+
+def frequency_scale(size, decay_power=1.0):
+    """Per-frequency amplitude scale 1 / f**decay_power, shape (size, size // 2 + 1), float32.
+
+    The lowest frequency is clamped to 1 / size so the DC term stays finite; the result is
+    multiplied by `size` so that the image has unit-order contrast for unit-order spectra.
+    """
+    fy = np.fft.fftfreq(size)[:, None]
+    fx = np.fft.rfftfreq(size)[None, :]
+    frequency = np.sqrt(fx * fx + fy * fy)
+    scale = 1.0 / np.maximum(frequency, 1.0 / size) ** decay_power
+    return (scale * size).astype(np.float32)
+
+
+def initial_spectra(seeds, size, std=0.01):
+    """Deterministic random spectra, one per seed.
+
+    Args:
+        seeds: sequence of B non-negative ints; equal seeds give equal spectra, whatever the batch.
+        size: image side in pixels.
+        std: standard deviation of the real and imaginary parts.
+    Returns:
+        float32 array (B, 2, 3, size, size // 2 + 1): real and imaginary parts.
+    """
+    shape = (2,) + spectrum_shape(size)
+    return np.stack(
+        [np.random.default_rng(seed).normal(0.0, std, shape).astype(np.float32) for seed in seeds]
+    )
+
+
+def spectra_to_rgb(spectra, scale):
+    """Map spectra to RGB images.
+
+    Args:
+        spectra: float32 tensor (B, 2, 3, S, S // 2 + 1), real and imaginary parts.
+        scale: float32 (S, S // 2 + 1) from `frequency_scale`.
+    Returns:
+        float32 tensor (B, S, S, 3), RGB in (0, 1).
+    """
+    complex_spectra = tf.complex(spectra[:, 0] * scale, spectra[:, 1] * scale)
+    decorrelated = tf.signal.irfft2d(complex_spectra) / 4.0  # (B, 3, S, S)
+    decorrelated = tf.transpose(decorrelated, [0, 2, 3, 1])  # (B, S, S, 3)
+    rgb = tf.tensordot(decorrelated, tf.constant(COLOR_BASIS.T), axes=1)
+    return tf.sigmoid(rgb)
