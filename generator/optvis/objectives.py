@@ -34,26 +34,45 @@ def pre_activation_model(model, layer_name):
     return forward
 
 
-def unit_objective(model, layer_name, preprocess):
-    """Objective: each image's own unit of `layer_name`, pre-activation.
+def layer_scores(model, layer_name, preprocess, position="mean"):
+    """Scores of every unit of `layer_name`, pre-activation.
 
-    For a conv layer the unit is a channel and the score its mean over all positions (a
-    channel visualization, as in OpenAI Microscope); for a dense layer the unit is one neuron,
-    e.g. a class logit.
+    For a conv layer a unit is a channel, scored by its mean over all positions (a channel
+    visualization, as in OpenAI Microscope) or, with position="center", at the central position
+    only (a neuron visualization, for layers whose receptive field is a few pixels); for a dense
+    layer a unit is one neuron, e.g. a class logit.
 
     Args:
         model: functional Keras model whose input takes `preprocess`ed images.
         layer_name: the Conv2D or Dense layer to read.
         preprocess: maps RGB in [0, 255], (B, H, W, 3), to the model's input.
+        position: "mean" or "center", for conv layers.
     Returns:
-        objective(images (B, H, W, 3) in [0, 1], units (B,) int) -> (B,) float32.
+        scores(images (B, H, W, 3) RGB in [0, 1]) -> (B, units) float32.
     """
     forward = pre_activation_model(model, layer_name)
 
-    def objective(images, units):
+    def scores(images):
         outputs = forward(preprocess(images * 255.0))
-        if len(outputs.shape) == 4:
-            outputs = tf.reduce_mean(outputs, axis=[1, 2])
-        return tf.gather(outputs, tf.cast(units, tf.int32), axis=1, batch_dims=1)
+        if len(outputs.shape) == 2:
+            return outputs
+        if position == "center":
+            return outputs[:, tf.shape(outputs)[1] // 2, tf.shape(outputs)[2] // 2, :]
+        return tf.reduce_mean(outputs, axis=[1, 2])
+
+    return scores
+
+
+def unit_objective(scores):
+    """Objective: each image's own unit.
+
+    Args:
+        scores: f(images (B, H, W, 3) in [0, 1]) -> (B, units), e.g. from `layer_scores`.
+    Returns:
+        objective(images (B, H, W, 3) in [0, 1], units (B,) int) -> (B,) float32.
+    """
+
+    def objective(images, units):
+        return tf.gather(scores(images), tf.cast(units, tf.int32), axis=1, batch_dims=1)
 
     return objective

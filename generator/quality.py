@@ -1,0 +1,105 @@
+"""Measures of whether a layer's images are real visualizations, not noise or gray.
+
+- flat: an image whose pixel standard deviation is below FLAT_STD (of 255) shows nothing.
+- specificity: unit j's image should excite unit j more than any other unit's image of the
+  same layer does (the column maximum of the activation matrix sits on the diagonal). The
+  layer score is the fraction of units for which this holds, across every drawn unit of the
+  layer, not only within one batch.
+- robustness: the unit's activation on its image shifted by SHIFT_PIXELS, or rescaled by
+  +-10%, divided by its activation on the image itself (the worst of the four). Adversarial
+  noise collapses under such changes; a real feature keeps most of its response.
+"""
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+FLAT_STD = 4.0
+SHIFT_PIXELS = 4
+RESCALES = (0.9, 1.1)
+
+
+def is_flat(image):
+    """True when a uint8 (H, W, 3) image is nearly uniform."""
+    return float(np.asarray(image, np.float32).std()) < FLAT_STD
+
+
+def _shift(image, dy, dx):
+    """Shift a uint8 (S, S, 3) image by (dy, dx) pixels, filling by reflection."""
+    size = image.shape[0]
+    pad = max(abs(dy), abs(dx))
+    padded = np.pad(image, [(pad, pad), (pad, pad), (0, 0)], mode="reflect")
+    return padded[pad - dy : pad - dy + size, pad - dx : pad - dx + size]
+
+
+def _rescale(image, factor):
+    """Rescale a uint8 (S, S, 3) image about its center, keeping its size (crop or reflect)."""
+    size = image.shape[0]
+    new_size = max(1, int(round(size * factor)))
+    resized = np.asarray(Image.fromarray(image).resize((new_size, new_size), Image.BICUBIC))
+    if new_size >= size:
+        start = (new_size - size) // 2
+        return resized[start : start + size, start : start + size]
+    before = (size - new_size) // 2
+    after = size - new_size - before
+    return np.pad(resized, [(before, after), (before, after), (0, 0)], mode="reflect")
+
+
+def variants(image):
+    """The robustness variants of a uint8 (S, S, 3) image: two shifts, two rescales."""
+    return [
+        _shift(image, SHIFT_PIXELS, 0),
+        _shift(image, 0, SHIFT_PIXELS),
+        *[_rescale(image, factor) for factor in RESCALES],
+    ]
+
+
+def _scores(scores, images, batch_size=32):
+    """All unit scores of uint8 images (N, H, W, 3): float32 (N, units)."""
+    return np.concatenate(
+        [
+            scores(tf.constant(images[start : start + batch_size], tf.float32) / 255.0).numpy()
+            for start in range(0, len(images), batch_size)
+        ]
+    )
+
+
+def layer_quality(scores, images, units, frame=lambda batch: batch):
+    """Quality of one layer's images.
+
+    Args:
+        scores: f(images (B, H, W, 3) in [0, 1]) -> (B, layer units), pre-activation scores.
+        images: uint8 (N, S, S, 3), image j drawn for unit units[j].
+        units: N unit indices.
+        frame: maps a uint8 (B, S, S, 3) batch to what the network sees (e.g. gray padding).
+    Returns:
+        (per_unit, summary): per_unit a list of N dicts {"specificity" (bool),
+        "specificity_margin", "robustness", "flat"}; summary {"units": N, "specificity":
+        fraction of specific units, "robustness": median ratio, "flat": count of flat images}.
+    """
+    images = np.asarray(images)
+    units = np.asarray(units)
+    count = len(units)
+    activations = _scores(scores, frame(images))[:, units]  # [i, j]: unit j on image i
+    own = np.diag(activations)
+    others = np.where(np.eye(count, dtype=bool), -np.inf, activations).max(axis=0)
+    kept = np.full(count, np.inf, np.float32)
+    for variant in zip(*[variants(image) for image in images]):
+        kept = np.minimum(kept, _scores(scores, frame(np.stack(variant)))[np.arange(count), units])
+    per_unit = []
+    for j in range(count):
+        per_unit.append(
+            {
+                "specificity": bool(own[j] > others[j]),
+                "specificity_margin": round(float(own[j] - others[j]), 4) if count > 1 else None,
+                "robustness": round(float(kept[j] / own[j]), 4) if own[j] > 0 else 0.0,
+                "flat": is_flat(images[j]),
+            }
+        )
+    summary = {
+        "units": count,
+        "specificity": round(float(np.mean([u["specificity"] for u in per_unit])), 4),
+        "robustness": round(float(np.median([u["robustness"] for u in per_unit])), 4),
+        "flat": int(sum(u["flat"] for u in per_unit)),
+    }
+    return per_unit, summary
