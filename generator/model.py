@@ -35,6 +35,7 @@ IMAGENET_WEIGHTS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
 PROBE_TIMEOUT_SECONDS = 5.0
 
 TOP_INPUT_SIZE = 224
+FC1_KERNEL_SHAPE = (7 * 7 * 512, 4096)
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 ALTERNATIVES = "use --weights embedded (offline conv base) or --weights PATH (a Keras weights file)"
 
@@ -66,7 +67,9 @@ def _log_to_stderr(message: str) -> None:
 def build_vgg16(include_top: bool) -> keras.Model:
     """An uninitialised VGG16: with the head for 224x224 input, without it for any input size."""
     if include_top:
-        return keras.applications.VGG16(include_top=True, weights=None)
+        return keras.applications.VGG16(
+            include_top=True, weights=None, input_shape=(TOP_INPUT_SIZE, TOP_INPUT_SIZE, 3)
+        )
     return keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))
 
 
@@ -157,7 +160,26 @@ def _try_load(model: keras.Model, path: Path) -> bool:
     return True
 
 
+def _holds_head_weights(path: Path) -> bool:
+    """True when the HDF5 file has a dataset shaped like the fc1 kernel (25088, 4096).
+
+    A file without one cannot fill the head, so the (slow, 528 MB) full model is not tried.
+    """
+    found = []
+
+    def visit(_name, item):
+        if isinstance(item, h5py.Dataset) and item.shape == FC1_KERNEL_SHAPE:
+            found.append(item)
+            return True  # stops the visit
+        return None
+
+    with h5py.File(path, "r") as handle:
+        handle.visititems(visit)
+    return bool(found)
+
+
 def _load_path(path: Path, include_top: bool | None) -> LoadedModel:
+    """Load a weights file into VGG16 with its head if the file has head weights, else without."""
     if not path.is_file():
         raise UserError(
             f"weights file {path} does not exist; give a Keras .weights.h5 or .h5 file, "
@@ -167,19 +189,20 @@ def _load_path(path: Path, include_top: bool | None) -> LoadedModel:
         raise UserError(f"weights file {path} is not a Keras .weights.h5 or .h5 (HDF5) file, or is corrupt")
     try:
         sha256 = embedded.sha256_file(path)
-        for has_top in (True, False):
+        candidates = (True, False) if _holds_head_weights(path) else (False,)
+        if include_top and True not in candidates:
+            raise UserError(f"weights file {path} has no ImageNet head; drop the class outputs or use another file")
+        for has_top in candidates:
             model = build_vgg16(include_top=has_top)
             if _try_load(model, path):
                 break
         else:
-            raise UserError(
-                f"weights file {path} fits neither VGG16 with nor without its ImageNet head"
-            )
+            raise UserError(f"weights file {path} fits neither VGG16 with nor without its ImageNet head")
     except OSError as error:
         raise UserError(f"cannot read weights file {path}: {' '.join(str(error).split())}") from error
     source = f"path:{path.name}"
     if include_top and not has_top:
-        raise UserError(f"weights file {path} has no ImageNet head; drop the class outputs or use another file")
+        raise UserError(f"weights file {path} has no usable ImageNet head; drop the class outputs or use another file")
     if include_top is False and has_top:
         return LoadedModel(conv_base_of(model), source, sha256, has_top=False)
     return LoadedModel(model, source, sha256, has_top=has_top)
