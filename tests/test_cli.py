@@ -1,0 +1,138 @@
+"""build.py end to end: bad input gives one line and exit code 2; runs resume; kills lose nothing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--steps", "3", "--size", "16", "--no-examples", "--no-progress"]
+
+
+def build(*args, timeout=300):
+    return subprocess.run([sys.executable, str(ROOT / "build.py"), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def error_line(result):
+    """The last stderr line, after asserting the run failed with exit code 2 and printed one error."""
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:") or "error: " in line]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--layers", "block6"], "unknown layer 'block6'; did you mean block5"),
+        (["--layers", "blok4_conv2"], "did you mean block4_conv2"),
+        (["--layers", "block1.."], "malformed layer range"),
+        (["--layers", "block5..block1"], "runs backwards"),
+        (["--layers", "block1_conv1", "--filters", "64"], "out of range: valid are 0..63"),
+        (["--layers", "block1_conv1", "--filters", "a:b"], "malformed filter selection"),
+        (["--classes", "water ozel"], "nearest: "),
+        (["--shard", "3/2", "--layers", "block1"], "malformed --shard"),
+        ([], "nothing to draw"),
+        (["--layers", "block1", "--steps", "0"], "--steps must be at least 1"),
+    ],
+)
+def test_bad_selection_is_one_line_and_exit_2(args, expected, tmp_path):
+    result = build(*args, "--out", str(tmp_path / "out"))
+    assert expected in error_line(result)
+    assert not (tmp_path / "out" / "vgg16").exists()
+
+
+def test_unwritable_output_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = build("--layers", "block1_conv1", "--filters", "0", "--out", str(blocker / "out"), *TINY)
+    assert "choose another with --out" in error_line(result)
+
+
+def test_corrupt_weights_file(tmp_path):
+    bad = tmp_path / "bad.weights.h5"
+    bad.write_bytes(b"this is not hdf5")
+    result = build("--layers", "block1_conv1", "--filters", "0", "--weights", str(bad),
+                   "--out", str(tmp_path / "out"), *TINY)
+    assert str(bad.name) in error_line(result)
+
+
+def test_classes_need_the_imagenet_head(tmp_path):
+    result = build("--classes", "20", "--weights", "embedded", "--out", str(tmp_path / "out"), *TINY)
+    assert "class images need the 1,000-class ImageNet head" in error_line(result)
+
+
+def records(out):
+    return sorted(Path(out).glob("vgg16/*/*/unit.json"))
+
+
+def test_run_writes_records_and_manifest_then_resumes(tmp_path):
+    out = tmp_path / "site_src"
+    args = ["--layers", "block1_conv1,block2_conv1", "--filters", "0:2", "--weights", "embedded", "--out", str(out)]
+    first = build(*args, *TINY)
+    assert first.returncode == 0, first.stderr
+    assert len(records(out)) == 4
+    record = json.loads((out / "vgg16/block2_conv1/1/unit.json").read_text())
+    assert record["settings"]["steps"] == 3 and record["settings"]["size"] == 16
+    assert record["provenance"]["weights_source"] == "embedded"
+    assert record["results"]["flat"] is False
+    assert (out / "vgg16/block1_conv1/0/kernel.png").is_file()
+    manifest = json.loads((out / "vgg16/manifest.json").read_text())
+    assert manifest["layers"]["block2_conv1"]["computed"] == 2
+    assert manifest["layers"]["block2_conv1"]["quality"]["units"] == 2
+    stamp = (out / "vgg16/block2_conv1/1/image.webp").stat().st_mtime_ns
+
+    again = build(*args, *TINY)
+    assert again.returncode == 0, again.stderr
+    assert "resume: 4 of 4 units already complete" in again.stderr
+    assert (out / "vgg16/block2_conv1/1/image.webp").stat().st_mtime_ns == stamp
+
+    changed = build(*args, "--steps", "4", *TINY[2:])
+    assert changed.returncode == 0, changed.stderr
+    assert "resume:" not in changed.stderr
+    assert json.loads((out / "vgg16/block2_conv1/1/unit.json").read_text())["settings"]["steps"] == 4
+
+
+def test_a_killed_run_leaves_no_partial_file_and_the_rerun_completes(tmp_path):
+    out = tmp_path / "site_src"
+    args = [sys.executable, str(ROOT / "build.py"), "--layers", "block1_conv2", "--filters", "0:24",
+            "--batch-size", "4", "--weights", "embedded", "--out", str(out), "--steps", "40", "--size", "24",
+            "--no-examples", "--no-progress"]
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not records(out) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = len(records(out))
+    assert 0 < done_before < 24, "the run should be killed part-way"
+    assert not list(out.rglob("*.tmp")), "a killed run must leave no temporary file"
+    for record in records(out):
+        assert (record.parent / "image.webp").is_file() and (record.parent / "thumb.webp").is_file()
+    rerun = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resume: {done_before} of 24 units already complete" in rerun.stderr
+    assert len(records(out)) == 24
+
+
+def test_interrupt_exits_130_with_a_resume_hint(tmp_path):
+    out = tmp_path / "site_src"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "build.py"), "--layers", "block1_conv2", "--filters", "0:16", "--batch-size", "2",
+         "--weights", "embedded", "--out", str(out), "--steps", "40", "--size", "24", "--no-examples",
+         "--no-progress"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 240
+    while not records(out) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "rerun the same command to resume" in stderr
