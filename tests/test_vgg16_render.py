@@ -1,0 +1,67 @@
+"""The drawing engine on the real VGG16 graph with the embedded ImageNet conv weights, small sizes."""
+
+import numpy as np
+import pytest
+from skimage import data
+
+from generator.atlas import plan_layer
+from generator.model import preprocess
+from generator.optvis.objectives import layer_scores, unit_objective
+from generator.optvis.render import Renderer
+from generator.quality import layer_quality
+
+
+def draw(loaded, layer, units, size, steps):
+    plan = plan_layer(layer, preview=True, size=size, steps=steps)
+    scores = layer_scores(loaded.model, layer, preprocess, position="center" if plan.position == "center" else "mean")
+    images, final = Renderer(unit_objective(scores), plan.settings).render(units, seeds=[100 + u for u in units])
+    return plan, scores, images, final
+
+
+def test_block1_conv1_images_resemble_their_kernels(embedded_vgg16):
+    units = [0, 5, 17, 40]
+    plan, _, images, _ = draw(embedded_vgg16, "block1_conv1", units, size=11, steps=96)
+    kernels = embedded_vgg16.model.get_layer("block1_conv1").get_weights()[0][:, :, ::-1]  # RGB inputs
+    center = plan.settings.size // 2
+    correlations = []
+    for image, unit in zip(images, units):
+        patch = image[center - 1 : center + 2, center - 1 : center + 2].astype(np.float32) - 127.5
+        correlations.append(np.corrcoef(patch.ravel(), kernels[..., unit].ravel())[0, 1])
+    # Saturated pixels follow the sign of each weight, so small weights lower the correlation.
+    assert min(correlations) > 0.6 and np.mean(correlations) > 0.8, correlations
+
+
+def test_block3_filters_are_specific_robust_and_beat_a_photo(embedded_vgg16):
+    units = [3, 40, 101, 200]
+    plan, scores, images, final = draw(embedded_vgg16, "block3_conv1", units, size=40, steps=64)
+    pad = plan.settings.transforms.pad
+
+    def frame(batch):
+        return np.pad(batch, [(0, 0), (pad, pad), (pad, pad), (0, 0)], constant_values=128)
+
+    per_unit, summary = layer_quality(scores, images, units, frame)
+    assert summary["flat"] == 0
+    assert summary["specificity"] == 1.0, per_unit
+    assert summary["robustness"] > 0.5, per_unit
+    cat = np.asarray(data.chelsea()[100:260, 150:310], np.float32)[::4, ::4][None]  # (1, 40, 40, 3)
+    photo = scores(frame(cat) / 255.0).numpy()[0, units]
+    assert np.all(final > 2 * np.maximum(photo, 0) + 1), (final, photo)
+
+
+def test_more_steps_reach_a_higher_objective(embedded_vgg16):
+    _, _, _, short = draw(embedded_vgg16, "block2_conv1", [7, 9], size=24, steps=8)
+    _, _, _, long = draw(embedded_vgg16, "block2_conv1", [7, 9], size=24, steps=48)
+    assert np.all(long > short)
+
+
+@pytest.mark.slow
+def test_block5_filters_are_specific_at_preview_settings(embedded_vgg16):
+    units = [11, 128, 300, 477]
+    plan, scores, images, _ = draw(embedded_vgg16, "block5_conv1", units, size=None, steps=None)
+    pad = plan.settings.transforms.pad
+
+    def frame(batch):
+        return np.pad(batch, [(0, 0), (pad, pad), (pad, pad), (0, 0)], constant_values=128)
+
+    _, summary = layer_quality(scores, images, units, frame)
+    assert summary["specificity"] == 1.0 and summary["flat"] == 0
