@@ -44,7 +44,7 @@ def parse_args(argv):
     how.add_argument("--weights", default="auto",
                      help="auto (default: imagenet if available, else embedded) | imagenet | embedded | PATH")
     how.add_argument("--size", type=int, help="image side in pixels (default: per layer, by receptive field)")
-    how.add_argument("--steps", type=int, help="optimization steps (default 512; preview 160)")
+    how.add_argument("--steps", type=int, help="optimization steps (default 512; preview 128)")
     how.add_argument("--learning-rate", type=float, help="Adam learning rate (default 0.05)")
     how.add_argument("--batch-size", type=int, help="units drawn together (default per layer)")
     how.add_argument("--seed", type=int, default=0, help="run-wide seed mixed into every unit's seed")

@@ -30,9 +30,9 @@ from .quality import layer_quality
 # Image side per block, matched to the receptive field: a channel image holds a few copies of
 # the unit's feature. Classes see the full 224 px input of the dense head.
 FULL_SIZES = {1: 48, 2: 64, 3: 96, 4: 128, 5: 160}
-PREVIEW_SIZES = {1: 48, 2: 56, 3: 80, 4: 96, 5: 112}
+PREVIEW_SIZES = {1: 48, 2: 48, 3: 64, 4: 80, 5: 96}
 CLASS_INPUT_SIZE = 224
-FULL_STEPS, PREVIEW_STEPS = 512, 160
+FULL_STEPS, PREVIEW_STEPS = 512, 128
 # block1_conv1 is linear in the pixels: its channel mean is maximized by a flat colour, so it is
 # drawn as a neuron (the central 3x3 window), which recovers the kernel's pattern.
 NEURON_LAYERS = {"block1_conv1": 11}
