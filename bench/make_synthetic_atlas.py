@@ -1,0 +1,299 @@
+"""Synthetic atlas data for tests and benchmarks, exactly in the shape of docs/ARCHITECTURE.md.
+
+No model is involved: every image is a smooth, deterministic colour pattern, and every record,
+example and manifest follows the contract, written through `generator.store` like a real run.
+Importable by tests (`make_synthetic_atlas`, `filter_record`, `class_record`, ...) and runnable:
+
+    python bench/make_synthetic_atlas.py OUT_DIR                 # full size: 4,224 filters + 1,000 classes
+    python bench/make_synthetic_atlas.py OUT_DIR --filters-per-layer 4 --classes 10 --examples
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from generator import store  # noqa: E402
+from generator.architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS, MODEL_NAME, NUM_CLASSES  # noqa: E402
+from generator.classes import load_classes  # noqa: E402
+
+SYNTHETIC_SHA256 = "0" * 64
+SYNTHETIC_VERSIONS = {"generator": "0.1.0", "tensorflow": "2.21.0", "keras": "3.15.1"}
+SYNTHETIC_CREATED = "2026-11-28T01:02:03Z"
+PHOTO_SIZE = 224
+
+# Example photos: slug, title, licence, source. The title exercises quotes, apostrophes and "&".
+SYNTHETIC_EXAMPLES = (
+    ("chelsea", "Chelsea the cat, \"tabby\" & friends", "CC0", "Stefan van der Walt (scikit-image)"),
+    ("coffee", "Coffee cup's saucer", "CC0", "Rachel Michetti (scikit-image)"),
+)
+SALIENCY_METHODS = ("vanilla", "smoothgrad", "gradcam")
+
+
+def pattern_image(seed, size):
+    """A smooth (size, size, 3) uint8 RGB pattern, a deterministic function of `seed`.
+
+    Sums of a few oriented sinusoids per channel: about as compressible as a real feature
+    visualization, unlike white noise.
+    """
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    channels = []
+    for _ in range(3):
+        frequencies = rng.uniform(1.0, 6.0, size=(3, 2))
+        phases = rng.uniform(0.0, 2 * np.pi, size=3)
+        wave = sum(np.sin(2 * np.pi * (fy * y + fx * x) + phase) for (fy, fx), phase in zip(frequencies, phases))
+        channels.append(wave / 3.0)
+    rgb = (np.stack(channels, axis=-1) * 0.5 + 0.5) * 255.0
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def _settings(objective, size, seed):
+    return {
+        "objective": objective,
+        "size": size,
+        "steps": 256,
+        "learning_rate": 0.05,
+        "parameterization": "fft_decorrelated",
+        "transforms": ["pad(8)", "jitter(8)", "scale(0.9,1.1)", "rotate(-10,10)"],
+        "seed": seed,
+        "batch_size": 16,
+    }
+
+
+def _provenance():
+    return {
+        "weights_source": "embedded",
+        "weights_sha256": SYNTHETIC_SHA256,
+        "versions": dict(SYNTHETIC_VERSIONS),
+        "created": SYNTHETIC_CREATED,
+        "seconds": 1.25,
+    }
+
+
+def filter_record(layer, index, size=32, negative=False):
+    """The record of filter `index` of conv layer `layer` (e.g. "block4_conv2", 17)."""
+    kernel = "kernel.png" if layer == "block1_conv1" else None
+    return {
+        "schema": store.RECORD_SCHEMA,
+        "model": MODEL_NAME,
+        "layer": layer,
+        "index": index,
+        "kind": "filter",
+        "label": f"{layer} #{index}",
+        "wnid": None,
+        "url": f"{MODEL_NAME}/{layer}/{index}/",
+        "images": {
+            "master": "image.webp",
+            "thumb": "thumb.webp",
+            "negative": "negative.webp" if negative else None,
+            "kernel": kernel,
+        },
+        "settings": _settings("channel_preact", size, 1000 * CONV_LAYERS.index(CONV_LAYER_BY_NAME[layer]) + index),
+        "provenance": _provenance(),
+        "results": {"objective": round(1.0 + index / 10, 3), "specificity": 0.9, "robustness": 0.75, "flat": index % 7 == 6},
+    }
+
+
+def class_record(imagenet_class, size=32):
+    """The record of the `predictions` unit of an `ImageNetClass`."""
+    return {
+        "schema": store.RECORD_SCHEMA,
+        "model": MODEL_NAME,
+        "layer": CLASS_LAYER,
+        "index": imagenet_class.index,
+        "kind": "class",
+        "label": imagenet_class.name,
+        "wnid": imagenet_class.wnid,
+        "url": f"{MODEL_NAME}/classes/{imagenet_class.dir_name}/",
+        "images": {"master": "image.webp", "thumb": "thumb.webp", "negative": None, "kernel": None},
+        "settings": _settings("class_logit", size, 900_000 + imagenet_class.index),
+        "provenance": _provenance(),
+        "results": {"objective": 20.0, "specificity": None, "robustness": None, "flat": False},
+    }
+
+
+def unit_dir(site_src, record):
+    """The directory of a record's unit under `site_src` (its URL is the directory)."""
+    return Path(site_src, record["url"])
+
+
+def write_synthetic_unit(site_src, record):
+    """Write a record and its images (master, thumbnail, optional negative and kernel) via the store."""
+    seed = record["settings"]["seed"]
+    master = pattern_image(seed, record["settings"]["size"])
+    images = {record["images"]["master"]: master, record["images"]["thumb"]: store.thumbnail(master)}
+    if record["images"]["negative"]:
+        images[record["images"]["negative"]] = 255 - master
+    if record["images"]["kernel"]:
+        kernel = pattern_image(seed + 1, 3)
+        images[record["images"]["kernel"]] = np.repeat(np.repeat(kernel, 32, axis=0), 32, axis=1)
+    store.write_unit(unit_dir(site_src, record), record, images)
+
+
+def build_manifest(records, has_top=True):
+    """The manifest (docs/ARCHITECTURE.md) describing `records`."""
+    computed = {}
+    for record in records:
+        computed[record["layer"]] = computed.get(record["layer"], 0) + 1
+    layers = {
+        layer.name: {
+            "filters": layer.filters,
+            "receptive_field": layer.receptive_field,
+            "computed": computed.get(layer.name, 0),
+            "quality": {"specificity": 0.9, "robustness": 0.75, "flat": 0} if computed.get(layer.name) else None,
+        }
+        for layer in CONV_LAYERS
+    }
+    layers[CLASS_LAYER] = {"filters": NUM_CLASSES, "computed": computed.get(CLASS_LAYER, 0), "quality": None}
+    return {
+        "schema": 1,
+        "model": MODEL_NAME,
+        "generator_version": SYNTHETIC_VERSIONS["generator"],
+        "weights": {"source": "embedded", "sha256": SYNTHETIC_SHA256, "has_top": has_top},
+        "updated": SYNTHETIC_CREATED,
+        "layers": layers,
+        "units": [
+            {
+                "layer": record["layer"],
+                "index": record["index"],
+                "kind": record["kind"],
+                "label": record["label"],
+                "url": record["url"],
+                "thumb": record["url"] + record["images"]["thumb"],
+            }
+            for record in records
+        ],
+    }
+
+
+def write_synthetic_examples(site_src, records):
+    """Write the example photos (records, photo, overlays) and top_examples.json for `records`.
+
+    Every filter record gets both examples as its top examples, best first.
+    Returns the example records.
+    """
+    examples_dir = Path(site_src, "examples")
+    classes = load_classes()
+    examples = []
+    for number, (slug, title, licence, source) in enumerate(SYNTHETIC_EXAMPLES):
+        example = {
+            "schema": 1,
+            "slug": slug,
+            "title": title,
+            "source": source,
+            "licence": licence,
+            "url": f"examples/{slug}/",
+            "photo": "photo.webp",
+            "predictions": [
+                {"index": c.index, "wnid": c.wnid, "label": c.name, "probability": round(0.5 / (rank + 1), 4)}
+                for rank, c in enumerate((classes[281 + number], classes[282], classes[607]))
+            ],
+            "maps": [
+                {"method": method, "target": f"class {281 + number} {classes[281 + number].name}", "overlay": f"{method}.webp"}
+                for method in SALIENCY_METHODS
+            ],
+            "provenance": _provenance(),
+        }
+        store.save_image(examples_dir / slug / "photo.webp", pattern_image(10 + number, PHOTO_SIZE))
+        for offset, method in enumerate(SALIENCY_METHODS):
+            store.save_image(examples_dir / slug / f"{method}.webp", pattern_image(20 + 3 * number + offset, PHOTO_SIZE))
+        store.atomic_write_json(examples_dir / slug / "example.json", example)
+        examples.append(example)
+
+    top = {}
+    for record in records:
+        if record["kind"] != "filter":
+            continue
+        entries = []
+        for rank, example in enumerate(examples):
+            stem = f"examples/{example['slug']}/units/{record['layer']}-{record['index']}"
+            for suffix in ("attribution", "activation"):
+                store.save_image(Path(site_src, f"{stem}-{suffix}.webp"), pattern_image(record["index"] + rank, 32))
+            entries.append({
+                "slug": example["slug"],
+                "activation": round(10.0 - rank, 2),
+                "attribution": f"{stem}-attribution.webp",
+                "activation_map": f"{stem}-activation.webp",
+            })
+        top[f"{record['layer']}/{record['index']}"] = entries
+    store.atomic_write_json(examples_dir / "top_examples.json", top)
+    return examples
+
+
+def make_synthetic_atlas(
+    site_src,
+    filters_per_layer=None,
+    filter_indices=None,
+    class_indices=None,
+    image_size=32,
+    examples=False,
+    has_top=True,
+):
+    """Write a synthetic atlas under `site_src` and return its manifest.
+
+    Args:
+        site_src: the docs directory to fill (created if needed).
+        filters_per_layer: computed filters per conv layer, the first N of each; None = all 4,224.
+        filter_indices: {layer: [indices]} added on top of `filters_per_layer`.
+        class_indices: class indices with an image; None = all 1,000.
+        image_size: side of the master images (thumbnails are always 96x96).
+        examples: also write the example photos and top_examples.json.
+        has_top: the manifest's weights.has_top (class images need the ImageNet head).
+    """
+    records = []
+    for layer in CONV_LAYERS:
+        count = layer.filters if filters_per_layer is None else min(filters_per_layer, layer.filters)
+        indices = sorted(set(range(count)) | set((filter_indices or {}).get(layer.name, ())))
+        records += [filter_record(layer.name, index, image_size, negative=index == 0) for index in indices]
+    classes = load_classes()
+    chosen = range(NUM_CLASSES) if class_indices is None else sorted(set(class_indices))
+    records += [class_record(classes[index], image_size) for index in chosen]
+    for record in records:
+        write_synthetic_unit(site_src, record)
+    if examples:
+        write_synthetic_examples(site_src, records)
+    manifest = build_manifest(records, has_top=has_top)
+    store.write_manifest(site_src, manifest)
+    return manifest
+
+
+# The small atlas of the tests: search targets (filter 17 next to 170.., "tiger" next to
+# "tiger shark"), labels with apostrophes and hyphens, and a few units per layer.
+SMALL_ATLAS_FILTERS = {"block4_conv2": [17, 170, 171, 175]}
+SMALL_ATLAS_CLASSES = (3, 20, 165, 282, 292, 607, 739)  # tiger shark, water ouzel, black-and-tan coonhound,
+#                                                          tiger cat, tiger, jack-o'-lantern, potter's wheel
+
+
+def make_small_atlas(site_src):
+    """The tests' atlas: 3 filters per layer plus SMALL_ATLAS_FILTERS, SMALL_ATLAS_CLASSES, examples."""
+    return make_synthetic_atlas(
+        site_src, filters_per_layer=3, filter_indices=SMALL_ATLAS_FILTERS,
+        class_indices=SMALL_ATLAS_CLASSES, image_size=32, examples=True,
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="site_src directory to create (e.g. a temp dir)")
+    parser.add_argument("--filters-per-layer", type=int, default=None, help="default: all filters")
+    parser.add_argument("--classes", type=int, default=NUM_CLASSES, help="classes with an image (the first N)")
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--examples", action="store_true", help="also write example photos")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    manifest = make_synthetic_atlas(
+        args.out, args.filters_per_layer, class_indices=range(args.classes),
+        image_size=args.image_size, examples=args.examples,
+    )
+    print(f"{len(manifest['units'])} units written to {args.out} in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
