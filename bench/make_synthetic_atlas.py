@@ -97,7 +97,10 @@ def filter_record(layer, index, size=32, negative=False):
         },
         "settings": _settings("channel_preact", size, 1000 * CONV_LAYERS.index(CONV_LAYER_BY_NAME[layer]) + index),
         "provenance": _provenance(),
-        "results": {"objective": round(1.0 + index / 10, 3), "specificity": 0.9, "robustness": 0.75, "flat": index % 7 == 6},
+        "results": {
+            "objective": round(1.0 + index / 10, 3), "specific": index % 5 != 4, "specificity": 0.5,
+            "robustness": 0.75, "flat": index % 7 == 6,
+        },
     }
 
 
@@ -115,7 +118,7 @@ def class_record(imagenet_class, size=32):
         "images": {"master": "image.webp", "thumb": "thumb.webp", "negative": None, "kernel": None},
         "settings": _settings("class_logit", size, 900_000 + imagenet_class.index),
         "provenance": _provenance(),
-        "results": {"objective": 20.0, "specificity": None, "robustness": None, "flat": False},
+        "results": {"objective": 20.0, "specific": True, "specificity": 1.5, "robustness": 0.8, "flat": False},
     }
 
 
@@ -147,7 +150,10 @@ def build_manifest(records, has_top=True):
             "filters": layer.filters,
             "receptive_field": layer.receptive_field,
             "computed": computed.get(layer.name, 0),
-            "quality": {"specificity": 0.9, "robustness": 0.75, "flat": 0} if computed.get(layer.name) else None,
+            "quality": (
+                {"units": computed[layer.name], "specificity": 0.8, "robustness": 0.75, "flat": 0}
+                if computed.get(layer.name) else None
+            ),
         }
         for layer in CONV_LAYERS
     }

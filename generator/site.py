@@ -99,10 +99,17 @@ def _number(value):
     return str(value)
 
 
+def _percent(fraction):
+    """Format a fraction 0..1 as a whole percentage, "-" when missing."""
+    return "-" if fraction is None else f"{100 * fraction:.0f} %"
+
+
 def _setting(value):
-    """Format one settings value: lists joined by commas."""
+    """Format one settings value: lists joined by commas, mappings as key=value."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={_setting(item)}" for key, item in value.items())
     if isinstance(value, (list, tuple)):
-        return ", ".join(str(item) for item in value)
+        return ", ".join(_setting(item) for item in value)
     return _number(value)
 
 
@@ -117,7 +124,8 @@ def make_environment(templates_dir=TEMPLATES_DIR):
         keep_trailing_newline=True,
     )
     environment.filters.update(
-        md=markdown_text, yaml=front_matter_string, number=_number, setting=_setting, thousands="{:,}".format
+        md=markdown_text, yaml=front_matter_string, number=_number, setting=_setting, percent=_percent,
+        thousands="{:,}".format,
     )
     return environment
 
