@@ -147,8 +147,10 @@ def test_first_layer_filter_has_no_cam_maps(attributor):
 
 
 def test_integrated_gradients_are_complete(tiny_model):
-    """IG's completeness axiom: attributions sum to S(image) - S(black)."""
-    attributor = Attributor(tiny_model, tiny_preprocess, AttributionSettings(integrated_gradients_steps=64))
+    """IG's completeness axiom: attributions sum to S(image) - S(black). The preprocessing is
+    shifted so that black is not 0 in model space (as for VGG16: minus the ImageNet mean)."""
+    shifted = lambda rgb: tiny_preprocess(rgb) - 0.25  # noqa: E731
+    attributor = Attributor(tiny_model, shifted, AttributionSettings(integrated_gradients_steps=64))
     image = synthetic_images(1, np.random.default_rng(2), (0, 1), label=1)[0][0]
     _, diagnostics = attributor.maps(image, Target("predictions", 1), ["integrated_gradients"])
     assert diagnostics["integrated_gradients_completeness"] == pytest.approx(1.0, abs=0.05)
