@@ -4,10 +4,7 @@ A small synthetic atlas is rendered, built with `mkdocs build --strict`, and ser
 Every page load must be free of console errors, failed requests and requests leaving 127.0.0.1.
 """
 
-import functools
-import http.server
 import sys
-import threading
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -17,20 +14,10 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_site import launch_chromium, serve_directory  # noqa: E402
 from make_synthetic_atlas import make_small_atlas  # noqa: E402
 
 from generator.site import build_html, render_site  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +28,15 @@ def base_url(tmp_path_factory):
     render_site(site_src)
     site_dir = site_src.parent / "site"
     build_html(site_src, site_dir)
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(site_dir))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    thread.join()
+    with serve_directory(site_dir) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
+    """Debian's Chromium (bench_site.CHROMIUM_ARGS: headless, no sandbox, no background traffic)."""
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
 
