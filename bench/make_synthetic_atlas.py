@@ -180,56 +180,62 @@ def build_manifest(records, has_top=True):
     }
 
 
-def write_synthetic_examples(site_src, records):
-    """Write the example photos (records, photo, overlays) and top_examples.json for `records`.
+def write_synthetic_examples(site_src, records, unit_indices=(0, 17)):
+    """Write the example photos and top_examples.json for the filters among `records` whose
+    index is in `unit_indices` (the "asked units"); every example is in every such unit's top-k.
 
-    Every filter record gets both examples as its top examples, best first.
+    Files and fields follow docs/ARCHITECTURE.md except maps.npz, which the site does not read.
     Returns the example records.
     """
     examples_dir = Path(site_src, "examples")
     classes = load_classes()
+    asked = [r for r in records if r["kind"] == "filter" and r["index"] in unit_indices]
     examples = []
+    top = {f"{r['layer']}/{r['index']}": [] for r in asked}
     for number, (slug, title, licence, source) in enumerate(SYNTHETIC_EXAMPLES):
+        top_class, other_class = classes[281 + number], classes[607]
+        maps = [{"method": m, "target": f"class {top_class.index} {top_class.name}", "overlay": f"{m}.webp",
+                 "array": m, "scale": 1.0} for m in SALIENCY_METHODS]
+        maps.append({"method": "gradcam", "target": f"class {other_class.index} {other_class.name}",
+                     "overlay": f"class-{other_class.index}-gradcam.webp", "array": f"class-{other_class.index}-gradcam",
+                     "scale": 1.0})
+        units = []
+        for record in asked:
+            stem = f"units/{record['layer']}-{record['index']}"
+            for suffix in ("attribution", "activation"):
+                store.save_image(examples_dir / slug / f"{stem}-{suffix}.webp", pattern_image(record["index"] + number, 32))
+            units.append({
+                "layer": record["layer"], "index": record["index"], "target": record["label"], "rank": number,
+                "activation": round(10.0 - number, 2), "method": "guided_backprop",
+                "attribution": f"{stem}-attribution.webp", "activation_map": f"{stem}-activation.webp",
+                "arrays": [f"{stem}-attribution".replace("/", "-"), f"{stem}-activation".replace("/", "-")],
+                "scales": [1.0, 1.0],
+            })
+            top[f"{record['layer']}/{record['index']}"].append({
+                "slug": slug, "activation": round(10.0 - number, 2), "photo": f"examples/{slug}/photo.webp",
+                "attribution": f"examples/{slug}/{stem}-attribution.webp",
+                "activation_map": f"examples/{slug}/{stem}-activation.webp",
+            })
         example = {
-            "schema": 1,
-            "slug": slug,
-            "title": title,
-            "source": source,
-            "licence": licence,
-            "url": f"examples/{slug}/",
-            "photo": "photo.webp",
+            "schema": 1, "slug": slug, "title": title, "source": source, "licence": licence,
+            "url": f"examples/{slug}/", "photo": "photo.webp",
             "predictions": [
                 {"index": c.index, "wnid": c.wnid, "label": c.name, "probability": round(0.5 / (rank + 1), 4)}
-                for rank, c in enumerate((classes[281 + number], classes[282], classes[607]))
+                for rank, c in enumerate((top_class, classes[282], other_class))
             ],
-            "maps": [
-                {"method": method, "target": f"class {281 + number} {classes[281 + number].name}", "overlay": f"{method}.webp"}
-                for method in SALIENCY_METHODS
-            ],
+            "maps": maps,
+            "units": units,
+            "diagnostics": {maps[0]["target"]: {"score": 15.0, "integrated_gradients_completeness": 0.98}},
+            "settings": {"size": PHOTO_SIZE, "resize": "center_crop", "photo_sha256": SYNTHETIC_SHA256,
+                         "methods": list(SALIENCY_METHODS), "targets": [maps[0]["target"]],
+                         "units": [r["label"] for r in asked], "unit_method": "guided_backprop"},
             "provenance": _provenance(),
         }
         store.save_image(examples_dir / slug / "photo.webp", pattern_image(10 + number, PHOTO_SIZE))
-        for offset, method in enumerate(SALIENCY_METHODS):
-            store.save_image(examples_dir / slug / f"{method}.webp", pattern_image(20 + 3 * number + offset, PHOTO_SIZE))
+        for offset, entry in enumerate(maps):
+            store.save_image(examples_dir / slug / entry["overlay"], pattern_image(20 + 4 * number + offset, PHOTO_SIZE))
         store.atomic_write_json(examples_dir / slug / "example.json", example)
         examples.append(example)
-
-    top = {}
-    for record in records:
-        if record["kind"] != "filter":
-            continue
-        entries = []
-        for rank, example in enumerate(examples):
-            stem = f"examples/{example['slug']}/units/{record['layer']}-{record['index']}"
-            for suffix in ("attribution", "activation"):
-                store.save_image(Path(site_src, f"{stem}-{suffix}.webp"), pattern_image(record["index"] + rank, 32))
-            entries.append({
-                "slug": example["slug"],
-                "activation": round(10.0 - rank, 2),
-                "attribution": f"{stem}-attribution.webp",
-                "activation_map": f"{stem}-activation.webp",
-            })
-        top[f"{record['layer']}/{record['index']}"] = entries
     store.atomic_write_json(examples_dir / "top_examples.json", top)
     return examples
 

@@ -43,6 +43,11 @@ CSV_COLUMNS = (
     "objective", "specificity", "robustness", "flat", "seed", "size", "steps",
     "weights_source", "weights_sha256",
 )
+METHOD_NAMES = {  # saliency methods of generator.attribution, as the pages name them
+    "vanilla": "Vanilla gradient", "smoothgrad": "SmoothGrad", "guided_backprop": "Guided backpropagation",
+    "gradcam": "Grad-CAM", "gradcam_plus_plus": "Grad-CAM++", "scorecam": "Score-CAM",
+    "integrated_gradients": "Integrated gradients",
+}
 _MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|")  # Python-Markdown's backslash escapes (+ tables' "|")
 
 
@@ -125,6 +130,7 @@ def make_environment(templates_dir=TEMPLATES_DIR):
     )
     environment.filters.update(
         md=markdown_text, yaml=front_matter_string, number=_number, setting=_setting, percent=_percent,
+        method_name=lambda method: METHOD_NAMES.get(method, method),
         thousands="{:,}".format,
     )
     return environment
@@ -323,13 +329,19 @@ class SiteRenderer:
 
     def _example_pages(self, common):
         yield "examples/index.md", self._render("examples.md.j2", "examples/index.md", **common)
+        computed = {(r["layer"], r["index"]) for records in self.data.filters_by_layer.values() for r in records}
         for example in self.data.examples:
             page = f"{example['url']}index.md"
             predictions = [
                 dict(prediction, page=relative_page(page, _class_url(self.classes[prediction["index"]]) + "index.md"))
                 for prediction in example.get("predictions", [])
             ]
-            yield page, self._render("example.md.j2", page, example=example, predictions=predictions)
+            units = [
+                dict(unit, url=relative_url(page, f"{MODEL_NAME}/{unit['layer']}/{unit['index']}/")
+                     if (unit["layer"], unit["index"]) in computed else None)
+                for unit in example.get("units", [])
+            ]
+            yield page, self._render("example.md.j2", page, example=example, predictions=predictions, units=units)
 
     def units_csv(self):
         """The CSV of every computed unit (filters in layer order, then classes by index)."""

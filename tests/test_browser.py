@@ -156,7 +156,7 @@ def test_thumbnail_opens_unit_page_and_zooms(page, base_url):
 @pytest.mark.parametrize("path, images", [
     ("/vgg16/block4_conv2/", 7),
     ("/vgg16/classes/", 7),
-    ("/examples/chelsea/", 4),
+    ("/examples/chelsea/", 1 + 4 + 2 * 14),  # photo, 4 maps, 14 filters x (activation map, attribution)
     ("/vgg16/block1_conv1/0/", 7),  # maximizing, minimizing, kernel, 2 x 2 top-example maps
 ])
 def test_every_image_loads_after_scrolling(page, base_url, path, images):

@@ -147,7 +147,11 @@ def test_example_page_escapes_title_and_links_predictions(small_atlas):
     page = path.read_text()
     assert "# Chelsea the cat, &#34;tabby&#34; &amp; friends" in page
     assert "| 1 | [tabby](../../vgg16/classes/281-tabby/index.md) | 50.0 % |" in page
-    assert 'src="gradcam.webp"' in page
+    assert '<img src="class-607-gradcam.webp" loading="lazy" width="224" height="224" alt="Grad-CAM saliency map ' \
+        "for class 607 jack-o&#39;-lantern on Chelsea the cat, &#34;tabby&#34; &amp; friends\">" in page
+    assert '<a href="../../vgg16/block4_conv2/17/">block4_conv2 #17</a><br>activation 10, rank 1' in page
+    assert (path.parent / "units/block4_conv2-17-attribution.webp").is_file()
+    assert "| Unit method | guided\\_backprop |" in page
 
 
 def test_rerender_is_idempotent_and_prunes_stale_pages(tmp_path):
