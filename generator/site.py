@@ -167,6 +167,14 @@ def relative_url(from_page, target):
 # Reading the data
 
 
+def _class_url(imagenet_class):
+    return f"{MODEL_NAME}/classes/{imagenet_class.dir_name}/"
+
+
+def _example_url(example):
+    return f"examples/{example['slug']}/"
+
+
 def _read_examples(site_src):
     """Example photo records (sorted by slug) and the top-examples table, both possibly empty."""
     examples_dir = Path(site_src, "examples")
@@ -179,15 +187,24 @@ def _read_examples(site_src):
     return examples, top if isinstance(top, dict) else {}
 
 
-def _check_record(record):
-    """Raise UserError when a record does not fit the layer table or the class index."""
-    layer, index = record.get("layer"), record.get("index")
+def _expected_url(layer, index):
+    """The contract URL of unit (layer, index), or None when VGG16 has no such unit."""
     if layer == CLASS_LAYER:
-        valid = isinstance(index, int) and 0 <= index < NUM_CLASSES
-    else:
-        valid = layer in CONV_LAYER_BY_NAME and isinstance(index, int) and 0 <= index < CONV_LAYER_BY_NAME[layer].filters
-    if not valid:
-        raise UserError(f"unit record {record.get('url')!r} names no VGG16 unit ({layer} #{index}); delete or recompute it")
+        if isinstance(index, int) and 0 <= index < NUM_CLASSES:
+            return _class_url(load_classes()[index])
+    elif layer in CONV_LAYER_BY_NAME and isinstance(index, int) and 0 <= index < CONV_LAYER_BY_NAME[layer].filters:
+        return f"{MODEL_NAME}/{layer}/{index}/"
+    return None
+
+
+def _check_record(record):
+    """Raise UserError when a record names no VGG16 unit or its URL is not the contract's."""
+    layer, index, url = record.get("layer"), record.get("index"), record.get("url")
+    expected = _expected_url(layer, index)
+    if expected is None:
+        raise UserError(f"unit record {url!r} names no VGG16 unit ({layer} #{index}); delete or recompute it")
+    if url != expected:
+        raise UserError(f"unit record of {layer} #{index} has url {url!r}, expected {expected!r}; fix or recompute it")
 
 
 @dataclass(frozen=True)
@@ -246,16 +263,12 @@ def _top_examples_for(record, page, top_examples, examples_by_slug):
             continue
         entries.append({
             "title": example["title"],
-            "url": relative_url(page, example["url"]),
+            "url": relative_url(page, _example_url(example)),
             "activation": entry.get("activation"),
             "attribution": relative_url(page, entry["attribution"]) if entry.get("attribution") else None,
             "activation_map": relative_url(page, entry["activation_map"]) if entry.get("activation_map") else None,
         })
     return entries
-
-
-def _class_url(imagenet_class):
-    return f"{MODEL_NAME}/classes/{imagenet_class.dir_name}/"
 
 
 class SiteRenderer:
@@ -331,7 +344,7 @@ class SiteRenderer:
         yield "examples/index.md", self._render("examples.md.j2", "examples/index.md", **common)
         computed = {(r["layer"], r["index"]) for records in self.data.filters_by_layer.values() for r in records}
         for example in self.data.examples:
-            page = f"{example['url']}index.md"
+            page = f"{_example_url(example)}index.md"
             predictions = [
                 dict(prediction, page=relative_page(page, _class_url(self.classes[prediction["index"]]) + "index.md"))
                 for prediction in example.get("predictions", [])

@@ -192,14 +192,29 @@ def test_bad_inputs_raise_one_line_user_errors(tmp_path):
     with pytest.raises(UserError, match=r"names no VGG16 unit \(block1_conv1 #64\)") as error:
         render_site(tmp_path)
     assert "\n" not in str(error.value)
+    record.update(index=2, url="vgg16/block1_conv1/02/")
+    record_path.write_text(json.dumps(record))
+    with pytest.raises(UserError, match="has url 'vgg16/block1_conv1/02/', expected 'vgg16/block1_conv1/2/'"):
+        render_site(tmp_path)
 
 
-def test_strict_build_reports_a_broken_link(tmp_path):
-    render_site(tmp_path)
-    with (tmp_path / "methods.md").open("a") as handle:
-        handle.write("\n[broken](nowhere.md)\n")
-    with pytest.raises(UserError, match="nowhere.md"):
-        build_html(tmp_path, tmp_path.parent / "site")
+def test_empty_site_src_builds_strictly(tmp_path):
+    site_src, site_dir = tmp_path / "site_src", tmp_path / "site"
+    site_src.mkdir()
+    render_site(site_src)
+    build_html(site_src, site_dir)
+    assert (site_dir / "vgg16/classes/999-toilet-tissue/index.html").is_file()
+    assert "Not computed yet" in (site_dir / "vgg16/block5_conv3/index.html").read_text()
+
+
+def test_build_reports_the_first_warning_in_one_line(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs/index.md").write_text("# Home\n\n[broken](nowhere.md)\n")
+    config = tmp_path / "mkdocs.yml"
+    config.write_text("site_name: t\ndocs_dir: docs\n")
+    with pytest.raises(UserError, match="1 warnings in strict mode.*'nowhere.md'") as error:
+        build_html(tmp_path / "docs", tmp_path / "site", config)
+    assert "\n" not in str(error.value)
 
 
 LINK = re.compile(r'(?:href|src)="([^"]*)"')
