@@ -133,7 +133,7 @@ def run(args):
     summaries = atlas.run(units)
     print_summary(summaries, time.perf_counter() - began)
     if not args.no_examples:
-        from generator.attribution import run_examples
+        from generator.examples import run_examples
 
         run_examples(loaded, out, Path(args.images) if args.images else None,
                      units=[(u.layer, u.index) for u in units if u.kind == "filter"],
