@@ -282,13 +282,24 @@ class SiteRenderer:
         self.layers = [_layer_summary(layer, data.filters_by_layer[layer.name], data.manifest) for layer in CONV_LAYERS]
 
     def _render(self, template, page, **context):
-        return self.environment.get_template(template).render(root=page_root(page), page=page, **context)
+        try:
+            return self.environment.get_template(template).render(root=page_root(page), page=page, **context)
+        except jinja2.UndefinedError as error:
+            raise UserError(
+                f"cannot render {page}: {error.message}; its record, example or manifest lacks a field "
+                "of docs/ARCHITECTURE.md"
+            ) from None
 
     def _common(self):
         manifest = self.data.manifest or {}
+        weights = manifest.get("weights")
+        if isinstance(weights, dict):
+            weights = {"source": weights.get("source") or "unknown", "sha256": weights.get("sha256") or "unknown",
+                       "has_top": bool(weights.get("has_top"))}
         return {
             "manifest": self.data.manifest,
-            "weights": manifest.get("weights"),
+            "updated": manifest.get("updated") or "unknown",
+            "weights": weights or None,
             "layers": self.layers,
             "total_filters": TOTAL_FILTERS,
             "num_classes": NUM_CLASSES,

@@ -192,7 +192,12 @@ def test_bad_inputs_raise_one_line_user_errors(tmp_path):
     with pytest.raises(UserError, match=r"names no VGG16 unit \(block1_conv1 #64\)") as error:
         render_site(tmp_path)
     assert "\n" not in str(error.value)
-    record.update(index=2, url="vgg16/block1_conv1/02/")
+    record.update(index=2, url="vgg16/block1_conv1/2/")
+    del record["provenance"]["versions"]
+    record_path.write_text(json.dumps(record))
+    with pytest.raises(UserError, match="cannot render vgg16/block1_conv1/2/index.md: .*'versions'"):
+        render_site(tmp_path)
+    record.update(url="vgg16/block1_conv1/02/")
     record_path.write_text(json.dumps(record))
     with pytest.raises(UserError, match="has url 'vgg16/block1_conv1/02/', expected 'vgg16/block1_conv1/2/'"):
         render_site(tmp_path)
@@ -282,3 +287,11 @@ def test_full_atlas_meets_the_site_goals(tmp_path):
     assert report["goals"] == {
         "render_build_seconds": True, "search_index_bytes": True, "layer_page_bytes": True, "searches_first": True,
     }
+
+
+def test_home_and_class_index_state_the_weights(small_atlas):
+    site_src, _ = small_atlas
+    home = (site_src / "index.md").read_text()
+    assert f"43 of 4,224 filters and 7 of 1,000 class images are computed, with the embedded weights (SHA-256 `{'0' * 64}`). " \
+           "Last update: 2026\\-11\\-28T01:02:03Z." in home
+    assert "(this atlas: embedded weights, with the classifier head)" in (site_src / "vgg16/classes/index.md").read_text()
