@@ -284,6 +284,7 @@ class _Stage:
             return None
 
     def example_settings(self, photo_sha256, primary, classes, unit_entries):
+        """What makes a page: a rerun with equal settings (and weights) keeps the page."""
         return {
             "size": self.size,
             "resize": RESIZE_MODE,
@@ -297,6 +298,7 @@ class _Stage:
         }
 
     def is_complete(self, directory, settings):
+        """True when `directory` holds a record with these settings and weights, and its files."""
         record = read_json(directory / RECORD_NAME)
         if not isinstance(record, dict) or record.get("schema") != RECORD_SCHEMA:
             return False
@@ -304,8 +306,11 @@ class _Stage:
             return False
         if record.get("provenance", {}).get("weights_sha256") != self.loaded.sha256:
             return False
-        files = [entry["overlay"] for entry in record["maps"]] + ["photo.webp", "maps.npz"]
-        files += [name for entry in record["units"] for name in (entry["attribution"], entry["activation_map"])]
+        try:
+            files = [entry["overlay"] for entry in record["maps"]] + ["photo.webp", "maps.npz"]
+            files += [name for entry in record["units"] for name in (entry["attribution"], entry["activation_map"])]
+        except (KeyError, TypeError):
+            return False
         return all((directory / name).is_file() for name in files)
 
     def write_example(self, photo, rgb, predictions, primary, classes, unit_entries):
