@@ -52,11 +52,15 @@ def parse_args(argv):
     stages = parser.add_argument_group("stages")
     stages.add_argument("--out", default="site_src", help="output directory, the MkDocs docs_dir (default site_src)")
     stages.add_argument("--images", metavar="DIR", help="example photos for saliency maps (default: bundled photos)")
+    stages.add_argument("--methods", help="saliency methods, comma list (default all: vanilla, smoothgrad, "
+                        "guided_backprop, gradcam, gradcam_plus_plus, scorecam, integrated_gradients)")
+    stages.add_argument("--top-k", type=int, default=3, metavar="K", help="top example photos kept per filter (default 3)")
+    stages.add_argument("--no-builtin-images", action="store_true", help="use only the photos of --images")
     stages.add_argument("--no-examples", action="store_true", help="skip the saliency stage")
     stages.add_argument("--render-only", action="store_true", help="only re-render the pages from --out")
     stages.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    for name in ("size", "steps", "batch_size", "per_layer"):
+    for name in ("size", "steps", "batch_size", "per_layer", "top_k"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -81,6 +85,20 @@ def select(args):
         raise UserError("nothing to draw: give --layers, --classes or --preview (see --help)")
     shard = parse_shard(args.shard) if args.shard else None
     return select_units(layers=layers, filters=args.filters, classes=args.classes, per_layer=per_layer, shard=shard)
+
+
+def check_example_options(args):
+    """Fail before any drawing on saliency options that would fail after it."""
+    if args.no_examples:
+        return
+    if args.images and not Path(args.images).is_dir():
+        raise UserError(f"--images {args.images} is not a folder; give a folder of jpg, png or webp photos")
+    if args.methods:
+        from generator.attribution import METHODS
+
+        unknown = sorted(set(args.methods.split(",")) - set(METHODS))
+        if unknown:
+            raise UserError(f"unknown saliency method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
 
 
 def progress_bar(total):
@@ -114,6 +132,7 @@ def run(args):
     units = select(args)
     if not units:
         raise UserError("the selection is empty (check --filters / --shard)")
+    check_example_options(args)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -138,7 +157,8 @@ def run(args):
         run_examples(loaded, out, Path(args.images) if args.images else None,
                      units=[(u.layer, u.index) for u in units if u.kind == "filter"],
                      classes=[u.index for u in units if u.kind == "class"],
-                     progress=not args.no_progress, log=log)
+                     methods=args.methods.split(",") if args.methods else None, top_k=args.top_k,
+                     include_builtin=not args.no_builtin_images, progress=not args.no_progress, log=log)
     render(out)
     return 0
 

@@ -19,6 +19,7 @@ from .errors import UserError
 RECORD_NAME = "unit.json"
 MANIFEST_NAME = "manifest.json"
 THUMB_SIZE = 96
+THUMB_QUALITY = 80
 RECORD_SCHEMA = 1
 
 
@@ -33,6 +34,7 @@ def atomic_write_bytes(path, data):
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; the site is served to everyone
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -52,12 +54,13 @@ def read_json(path):
         return None
 
 
-def encode_image(rgb, file_name):
+def encode_image(rgb, file_name, quality=90):
     """Encode an image for `file_name`'s extension (.webp or .png).
 
     Args:
         rgb: uint8 array of shape (H, W, 3), RGB.
-        file_name: target name; WebP is written at quality 95 (method 6), PNG losslessly.
+        file_name: target name; WebP is written at `quality` (0-100, method 6), PNG losslessly.
+        quality: WebP quality; thumbnails use THUMB_QUALITY.
     Returns:
         The encoded bytes.
     """
@@ -67,7 +70,7 @@ def encode_image(rgb, file_name):
     buffer = io.BytesIO()
     image = Image.fromarray(rgb, "RGB")
     if file_name.endswith(".webp"):
-        image.save(buffer, "WEBP", quality=95, method=6)
+        image.save(buffer, "WEBP", quality=quality, method=6)
     elif file_name.endswith(".png"):
         image.save(buffer, "PNG", optimize=True)
     else:
@@ -77,7 +80,9 @@ def encode_image(rgb, file_name):
 
 def save_image(path, rgb):
     """Atomically save a uint8 (H, W, 3) RGB array as WebP or PNG, by `path`'s extension."""
-    atomic_write_bytes(path, encode_image(rgb, Path(path).name))
+    name = Path(path).name
+    quality = THUMB_QUALITY if name.startswith("thumb") else 90
+    atomic_write_bytes(path, encode_image(rgb, name, quality))
 
 
 def thumbnail(rgb, size=THUMB_SIZE):
