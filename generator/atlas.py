@@ -47,10 +47,11 @@ class LayerPlan:
     settings: RenderSettings
     position: str  # "mean" (channel), "center" (neuron), or "logit" (class)
 
-    def record_settings(self, seed):
-        """The settings part of a unit record (everything that changes the image)."""
+    def record_settings(self, seed, negative=False):
+        """The settings part of a unit record (everything that changes the images)."""
         objective = {"mean": "channel_preact", "center": "neuron_preact", "logit": "class_logit"}
-        return {"objective": objective[self.position], **self.settings.describe(), "seed": seed}
+        return {"objective": objective[self.position], **self.settings.describe(), "seed": seed,
+                "negative": negative}
 
 
 def plan_layer(layer, preview=False, size=None, steps=None, learning_rate=None, batch_size=None):
@@ -118,18 +119,20 @@ class AtlasRun:
         overrides: dict of size / steps / learning_rate / batch_size overrides (None = default).
         base_seed: run-wide seed mixed into every unit's seed.
         resume: skip units already complete with the same settings.
+        negative: also draw the image that minimizes each unit (negative.webp).
         progress: a callable(total) -> object with update(n) and close(), e.g. tqdm; or None.
         log: callable(str) for one-line messages.
     """
 
     def __init__(self, loaded, site_src, preview=False, overrides=None, base_seed=0, resume=True,
-                 progress=None, log=print):
+                 negative=False, progress=None, log=print):
         self.loaded = loaded
         self.site_src = Path(site_src)
         self.preview = preview
         self.overrides = overrides or {}
         self.base_seed = base_seed
         self.resume = resume
+        self.negative = negative
         self.progress = progress
         self.log = log
         self._kernel_picture = None
@@ -166,7 +169,7 @@ class AtlasRun:
                             position="center" if plan.position == "center" else "mean")
 
     def _is_complete(self, unit, plan):
-        settings = plan.record_settings(unit.seed(self.base_seed))
+        settings = plan.record_settings(unit.seed(self.base_seed), self.negative)
         return store.is_complete(unit_dir(self.site_src, unit), settings, self.loaded.sha256)
 
     def _draw_layer(self, plan, units, bar):
@@ -175,15 +178,21 @@ class AtlasRun:
         for start in range(0, len(units), batch):
             chunk = units[start : start + batch]
             began = time.perf_counter()
-            images, scores = renderer.render([u.index for u in chunk], [u.seed(self.base_seed) for u in chunk])
+            indices, seeds = [u.index for u in chunk], [u.seed(self.base_seed) for u in chunk]
+            images, scores = renderer.render(indices, seeds)
+            negatives = [None] * len(chunk)
+            if self.negative:
+                negatives, _ = renderer.render(indices, seeds, signs=[-1] * len(chunk))
             seconds = (time.perf_counter() - began) / len(chunk)
-            for unit, image, score in zip(chunk, images, scores):
-                self._write_unit(plan, unit, image, float(score), seconds)
+            for unit, image, negative, score in zip(chunk, images, negatives, scores):
+                self._write_unit(plan, unit, image, negative, float(score), seconds)
             if bar is not None:
                 bar.update(len(chunk))
 
-    def _write_unit(self, plan, unit, image, score, seconds):
+    def _write_unit(self, plan, unit, image, negative, score, seconds):
         files = {"image.webp": image, "thumb.webp": store.thumbnail(image)}
+        if negative is not None:
+            files["negative.webp"] = negative
         if unit.layer == "block1_conv1":
             files["kernel.png"] = self._kernel(unit.index)
         store.write_unit(unit_dir(self.site_src, unit), self._record(plan, unit, score, seconds), files)
@@ -208,9 +217,10 @@ class AtlasRun:
             "label": label,
             "wnid": wnid,
             "url": url,
-            "images": {"master": "image.webp", "thumb": "thumb.webp", "negative": None,
+            "images": {"master": "image.webp", "thumb": "thumb.webp",
+                       "negative": "negative.webp" if self.negative else None,
                        "kernel": "kernel.png" if unit.layer == "block1_conv1" else None},
-            "settings": plan.record_settings(unit.seed(self.base_seed)),
+            "settings": plan.record_settings(unit.seed(self.base_seed), self.negative),
             "provenance": {
                 "weights_source": self.loaded.source,
                 "weights_sha256": self.loaded.sha256,

@@ -136,3 +136,27 @@ def test_interrupt_exits_130_with_a_resume_hint(tmp_path):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "rerun the same command to resume" in stderr
+
+
+def test_negative_images_minimize_the_unit(tmp_path):
+    out = tmp_path / "site_src"
+    result = build("--layers", "block2_conv1", "--filters", "5", "--weights", "embedded", "--negative",
+                   "--out", str(out), "--steps", "12", "--size", "24", "--no-examples", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    unit = out / "vgg16/block2_conv1/5"
+    record = json.loads((unit / "unit.json").read_text())
+    assert record["images"]["negative"] == "negative.webp" and record["settings"]["negative"] is True
+
+    from PIL import Image
+    import numpy as np
+
+    from generator.atlas import plan_layer
+    from generator.model import load_vgg16, preprocess
+    from generator.optvis.objectives import layer_scores
+
+    scores = layer_scores(load_vgg16("embedded").model, "block2_conv1", preprocess)
+    pad = plan_layer("block2_conv1", size=24).settings.transforms.pad
+    pictures = np.stack([np.asarray(Image.open(unit / name).convert("RGB")) for name in ("image.webp", "negative.webp")])
+    framed = np.pad(pictures, [(0, 0), (pad, pad), (pad, pad), (0, 0)], constant_values=128) / 255.0
+    positive, negative = scores(framed.astype(np.float32)).numpy()[:, 5]
+    assert positive > 0 > negative
