@@ -48,6 +48,9 @@ def parse_args(argv):
     how.add_argument("--learning-rate", type=float, help="Adam learning rate (default 0.05)")
     how.add_argument("--batch-size", type=int, help="units drawn together (default per layer)")
     how.add_argument("--seed", type=int, default=0, help="run-wide seed mixed into every unit's seed")
+    how.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                     help="network compute precision while drawing; bfloat16 is about 2x faster on "
+                          "GPUs and AVX512_BF16 CPUs (default float32)")
     how.add_argument("--negative", action="store_true", help="also draw the image that minimizes each unit")
     how.add_argument("--force", action="store_true", help="redraw units even if complete (no resume)")
     stages = parser.add_argument_group("stages")
@@ -149,7 +152,7 @@ def run(args):
     overrides = dict(size=args.size, steps=args.steps, learning_rate=args.learning_rate, batch_size=args.batch_size)
     began = time.perf_counter()
     atlas = AtlasRun(loaded, out, preview=args.preview, overrides=overrides, base_seed=args.seed,
-                     resume=not args.force, negative=args.negative, progress=None if args.no_progress else progress_bar, log=log)
+                     resume=not args.force, negative=args.negative, precision=args.precision, progress=None if args.no_progress else progress_bar, log=log)
     summaries = atlas.run(units)
     print_summary(summaries, time.perf_counter() - began)
     if not args.no_examples:

@@ -21,7 +21,7 @@ from . import __version__, store
 from .architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS, MODEL_NAME, NUM_CLASSES
 from .classes import load_classes
 from .errors import UserError
-from .model import preprocess
+from .model import preprocess, with_precision
 from .optvis.objectives import layer_scores, unit_objective
 from .optvis.render import Renderer, RenderSettings
 from .optvis.transform import Transforms
@@ -30,7 +30,7 @@ from .quality import layer_quality
 # Image side per block, matched to the receptive field: a channel image holds a few copies of
 # the unit's feature. Classes see the full 224 px input of the dense head.
 FULL_SIZES = {1: 48, 2: 64, 3: 96, 4: 128, 5: 160}
-PREVIEW_SIZES = {1: 48, 2: 48, 3: 64, 4: 80, 5: 96}
+PREVIEW_SIZES = {1: 48, 2: 48, 3: 64, 4: 80, 5: 80}
 CLASS_INPUT_SIZE = 224
 FULL_STEPS, PREVIEW_STEPS = 512, 128
 # block1_conv1 is linear in the pixels: its channel mean is maximized by a flat colour, so it is
@@ -47,11 +47,11 @@ class LayerPlan:
     settings: RenderSettings
     position: str  # "mean" (channel), "center" (neuron), or "logit" (class)
 
-    def record_settings(self, seed, negative=False):
+    def record_settings(self, seed, negative=False, precision="float32"):
         """The settings part of a unit record (everything that changes the images)."""
         objective = {"mean": "channel_preact", "center": "neuron_preact", "logit": "class_logit"}
         return {"objective": objective[self.position], **self.settings.describe(), "seed": seed,
-                "negative": negative}
+                "negative": negative, "precision": precision}
 
 
 def plan_layer(layer, preview=False, size=None, steps=None, learning_rate=None, batch_size=None):
@@ -79,7 +79,7 @@ def plan_layer(layer, preview=False, size=None, steps=None, learning_rate=None, 
     default_size = (PREVIEW_SIZES if preview else FULL_SIZES)[block]
     transforms = Transforms(pad=max(4, default_size // 12), jitter=max(2, default_size // 16))
     settings = RenderSettings(size=size or default_size, steps=steps_default,
-                              batch_size=16 if block <= 3 else 8, transforms=transforms)
+                              batch_size={1: 32, 2: 32, 3: 16}.get(block, 8), transforms=transforms)
     return LayerPlan(layer, replace(settings, **overrides), "mean")
 
 
@@ -120,12 +120,14 @@ class AtlasRun:
         base_seed: run-wide seed mixed into every unit's seed.
         resume: skip units already complete with the same settings.
         negative: also draw the image that minimizes each unit (negative.webp).
+        precision: "float32", or "bfloat16" to draw with a bfloat16 copy of the network
+            (quality is always measured in float32).
         progress: a callable(total) -> object with update(n) and close(), e.g. tqdm; or None.
         log: callable(str) for one-line messages.
     """
 
     def __init__(self, loaded, site_src, preview=False, overrides=None, base_seed=0, resume=True,
-                 negative=False, progress=None, log=print):
+                 negative=False, precision="float32", progress=None, log=print):
         self.loaded = loaded
         self.site_src = Path(site_src)
         self.preview = preview
@@ -133,6 +135,8 @@ class AtlasRun:
         self.base_seed = base_seed
         self.resume = resume
         self.negative = negative
+        self.precision = precision
+        self._drawing_model = with_precision(loaded.model, precision)
         self.progress = progress
         self.log = log
         self._kernel_picture = None
@@ -164,16 +168,16 @@ class AtlasRun:
         self.write_manifest(summaries)
         return summaries
 
-    def _scores(self, plan):
-        return layer_scores(self.loaded.model, plan.layer, preprocess,
+    def _scores(self, plan, model=None):
+        return layer_scores(model or self.loaded.model, plan.layer, preprocess,
                             position="center" if plan.position == "center" else "mean")
 
     def _is_complete(self, unit, plan):
-        settings = plan.record_settings(unit.seed(self.base_seed), self.negative)
+        settings = plan.record_settings(unit.seed(self.base_seed), self.negative, self.precision)
         return store.is_complete(unit_dir(self.site_src, unit), settings, self.loaded.sha256)
 
     def _draw_layer(self, plan, units, bar):
-        renderer = Renderer(unit_objective(self._scores(plan)), plan.settings)
+        renderer = Renderer(unit_objective(self._scores(plan, self._drawing_model)), plan.settings)
         batch = plan.settings.batch_size
         for start in range(0, len(units), batch):
             chunk = units[start : start + batch]
@@ -220,7 +224,7 @@ class AtlasRun:
             "images": {"master": "image.webp", "thumb": "thumb.webp",
                        "negative": "negative.webp" if self.negative else None,
                        "kernel": "kernel.png" if unit.layer == "block1_conv1" else None},
-            "settings": plan.record_settings(unit.seed(self.base_seed), self.negative),
+            "settings": plan.record_settings(unit.seed(self.base_seed), self.negative, self.precision),
             "provenance": {
                 "weights_source": self.loaded.source,
                 "weights_sha256": self.loaded.sha256,

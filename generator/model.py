@@ -253,3 +253,28 @@ def preprocess(images_rgb_0_255) -> tf.Tensor:
     """
     images = tf.cast(images_rgb_0_255, tf.float32)
     return tf.reverse(images, axis=[-1]) - tf.constant(IMAGENET_MEAN_BGR, dtype=tf.float32)
+
+
+PRECISIONS = ("float32", "bfloat16")
+
+
+def with_precision(model: keras.Model, precision: str) -> keras.Model:
+    """`model`, or a copy of it computing in bfloat16 with float32 weights (Keras "mixed_bfloat16").
+
+    bfloat16 halves the cost of a drawing step on CPUs with AVX512_BF16 and on GPUs with
+    bfloat16 units, at about 0.1% of the objective (docs/BENCHMARKS.md); elsewhere it may be
+    slower. Outputs of the copy are bfloat16: cast them before mixing with float32 tensors.
+    """
+    if precision == "float32":
+        return model
+    if precision != "bfloat16":
+        raise UserError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+
+    def clone_layer(layer):
+        if isinstance(layer, keras.layers.InputLayer):
+            return layer.__class__.from_config(layer.get_config())
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "mixed_bfloat16"})
+
+    copy = keras.models.clone_model(model, clone_function=clone_layer)
+    copy.set_weights(model.get_weights())
+    return copy

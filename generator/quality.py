@@ -5,8 +5,9 @@
   same layer does (the column maximum of the activation matrix sits on the diagonal). The
   layer score is the fraction of units for which this holds, across every drawn unit of the
   layer, not only within one batch.
-- robustness: the unit's activation on its image shifted by SHIFT_PIXELS, or rescaled by
-  +-10%, divided by its activation on the image itself (the worst of the four). Adversarial
+- robustness: the unit's activation on its image shifted by SHIFT_PIXELS (fewer on images
+  under 48 px: a twelfth of the side, at least 1), or rescaled by +-10%, divided by its
+  activation on the image itself (the worst of the four). Adversarial
   noise collapses under such changes; a real feature keeps most of its response.
 """
 
@@ -47,9 +48,10 @@ def _rescale(image, factor):
 
 def variants(image):
     """The robustness variants of a uint8 (S, S, 3) image: two shifts, two rescales."""
+    shift = max(1, min(SHIFT_PIXELS, image.shape[0] // 12))
     return [
-        _shift(image, SHIFT_PIXELS, 0),
-        _shift(image, 0, SHIFT_PIXELS),
+        _shift(image, shift, 0),
+        _shift(image, 0, shift),
         *[_rescale(image, factor) for factor in RESCALES],
     ]
 

@@ -65,3 +65,22 @@ def test_block5_filters_are_specific_at_preview_settings(embedded_vgg16):
 
     _, summary = layer_quality(scores, images, units, frame)
     assert summary["specificity"] == 1.0 and summary["flat"] == 0
+
+
+def test_bfloat16_drawing_reaches_the_float32_objective(embedded_vgg16):
+    from generator.model import with_precision
+
+    plan = plan_layer("block3_conv1", preview=True, size=32, steps=32)
+    units, seeds = [12, 99], [5, 6]
+    results = {}
+    for precision in ("float32", "bfloat16"):
+        model = with_precision(embedded_vgg16.model, precision)
+        renderer = Renderer(unit_objective(layer_scores(model, "block3_conv1", preprocess)), plan.settings)
+        results[precision] = renderer.render(units, seeds)
+    float32_scores = layer_scores(embedded_vgg16.model, "block3_conv1", preprocess)
+    pad = plan.settings.transforms.pad
+    for precision, (images, _) in results.items():
+        framed = np.pad(images, [(0, 0), (pad, pad), (pad, pad), (0, 0)], constant_values=128) / 255.0
+        results[precision] = float32_scores(framed.astype(np.float32)).numpy()[[0, 1], units]
+    assert np.all(results["bfloat16"] > 0.8 * results["float32"]), results
+    assert embedded_vgg16.model.get_layer("block3_conv1").compute_dtype == "float32"

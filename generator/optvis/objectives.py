@@ -48,12 +48,13 @@ def layer_scores(model, layer_name, preprocess, position="mean"):
         preprocess: maps RGB in [0, 255], (B, H, W, 3), to the model's input.
         position: "mean" or "center", for conv layers.
     Returns:
-        scores(images (B, H, W, 3) RGB in [0, 1]) -> (B, units) float32.
+        scores(images (B, H, W, 3) RGB in [0, 1]) -> (B, units) float32, whatever the
+        model's compute dtype.
     """
     forward = pre_activation_model(model, layer_name)
 
     def scores(images):
-        outputs = forward(preprocess(images * 255.0))
+        outputs = tf.cast(forward(preprocess(images * 255.0)), tf.float32)
         if len(outputs.shape) == 2:
             return outputs
         if position == "center":
