@@ -255,6 +255,20 @@ def _unit_images(record):
     }
 
 
+def _examples_by_predicted_class(examples):
+    """Class index -> [{"example", "rank" (1-5), "probability"}] for every example whose top-5
+    predictions hold that class, most confident first."""
+    by_class = {}
+    for example in examples:
+        for rank, prediction in enumerate(example.get("predictions", [])[:5], start=1):
+            by_class.setdefault(prediction["index"], []).append(
+                {"example": example, "rank": rank, "probability": prediction["probability"]}
+            )
+    for entries in by_class.values():
+        entries.sort(key=lambda entry: -entry["probability"])
+    return by_class
+
+
 def _top_examples_for(record, page, top_examples, examples_by_slug):
     entries = []
     for entry in top_examples.get(f"{record['layer']}/{record['index']}", []):
@@ -279,6 +293,7 @@ class SiteRenderer:
         self.environment = environment or make_environment()
         self.classes = load_classes()
         self.examples_by_slug = {example["slug"]: example for example in data.examples}
+        self.examples_by_class = _examples_by_predicted_class(data.examples)
         self.layers = [_layer_summary(layer, data.filters_by_layer[layer.name], data.manifest) for layer in CONV_LAYERS]
 
     def _render(self, template, page, **context):
@@ -346,6 +361,10 @@ class SiteRenderer:
             yield class_page, self._render(
                 "class.md.j2", class_page, imagenet_class=imagenet_class, record=record,
                 images=_unit_images(record) if record else None,
+                predicted_in=[
+                    dict(entry, url=relative_url(class_page, _example_url(entry["example"])))
+                    for entry in self.examples_by_class.get(imagenet_class.index, [])
+                ],
                 previous=classes[imagenet_class.index - 1] if imagenet_class.index > 0 else None,
                 next=classes[imagenet_class.index + 1] if imagenet_class.index + 1 < NUM_CLASSES else None,
                 class_url=_class_url, **common,

@@ -295,3 +295,11 @@ def test_home_and_class_index_state_the_weights(small_atlas):
     assert f"43 of 4,224 filters and 7 of 1,000 class images are computed, with the embedded weights (SHA-256 `{'0' * 64}`). " \
            "Last update: 2026\\-11\\-28T01:02:03Z." in home
     assert "(this atlas: embedded weights, with the classifier head)" in (site_src / "vgg16/classes/index.md").read_text()
+
+
+def test_class_page_links_examples_that_predict_it_in_their_top_5(small_atlas):
+    site_src, _ = small_atlas
+    tabby = (site_src / "vgg16/classes/281-tabby/index.md").read_text()
+    assert '<li><a href="../../../examples/chelsea/">Chelsea the cat, &#34;tabby&#34; &amp; friends</a>: ' \
+        "rank 1 of the top 5, probability 50.0&nbsp;%</li>" in tabby
+    assert "Example photos predicted as" not in (site_src / "vgg16/classes/17-jay/index.md").read_text()
