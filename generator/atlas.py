@@ -79,7 +79,7 @@ def plan_layer(layer, preview=False, size=None, steps=None, learning_rate=None, 
     default_size = (PREVIEW_SIZES if preview else FULL_SIZES)[block]
     transforms = Transforms(pad=max(4, default_size // 12), jitter=max(2, default_size // 16))
     settings = RenderSettings(size=size or default_size, steps=steps_default,
-                              batch_size={1: 32, 2: 32, 3: 16}.get(block, 8), transforms=transforms)
+                              batch_size={1: 64, 2: 32, 3: 16}.get(block, 8), transforms=transforms)
     return LayerPlan(layer, replace(settings, **overrides), "mean")
 
 
