@@ -64,7 +64,6 @@ def _settings(objective, size, seed):
         "parameterization": "fft_decorrelated",
         "transforms": ["pad(8)", "jitter(8)", "scale(0.9,1.1)", "rotate(-10,10)"],
         "seed": seed,
-        "batch_size": 16,
     }
 
 

@@ -232,6 +232,7 @@ class AtlasRun:
                              "keras": keras.__version__, "python": platform.python_version()},
                 "created": _now(),
                 "seconds": round(seconds, 3),
+                "batch_size": plan.settings.batch_size,
             },
             "results": {"objective": round(score, 4), "specificity": None, "robustness": None,
                         "flat": None},

@@ -39,8 +39,12 @@ class RenderSettings:
     transforms: Transforms = field(default_factory=Transforms)
 
     def describe(self):
-        """JSON-ready description for unit records (everything that changes the image)."""
+        """JSON-ready description for unit records: everything that changes the image.
+
+        The batch size is left out: a unit's image does not depend on its batch.
+        """
         settings = asdict(self)
+        del settings["batch_size"]
         settings["transforms"] = self.transforms.describe()
         settings["parameterization"] = param.NAME
         return settings
