@@ -144,8 +144,12 @@ def run(args):
     if not os.access(out, os.W_OK):
         raise UserError(f"output directory {out} is not writable; choose another with --out")
 
+    import tensorflow as tf
+
     from generator.atlas import AtlasRun
     from generator.model import load_vgg16
+
+    tf.get_logger().setLevel("ERROR")  # one tf.function per layer is by design, not a retracing bug
 
     loaded = load_vgg16(args.weights, log=log)
     log(f"weights: {loaded.source} (sha256 {loaded.sha256[:12]}), {len(units)} units to draw into {out}")

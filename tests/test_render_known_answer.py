@@ -142,6 +142,7 @@ def test_a_unit_image_does_not_depend_on_its_batch(pattern_model):
     other_seed, _ = renderer.render([7], seeds=[71])
     assert np.abs(together[1].astype(int) - alone[0].astype(int)).max() <= 2
     assert np.abs(other_seed[0].astype(int) - alone[0].astype(int)).mean() > 5
+    assert renderer._optimize.experimental_get_tracing_count() == 1, "a short batch must not retrace"
 
 
 def test_minimizing_lowers_the_unit_below_maximizing(pattern_model):
