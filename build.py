@@ -156,7 +156,8 @@ def run(args):
     overrides = dict(size=args.size, steps=args.steps, learning_rate=args.learning_rate, batch_size=args.batch_size)
     began = time.perf_counter()
     atlas = AtlasRun(loaded, out, preview=args.preview, overrides=overrides, base_seed=args.seed,
-                     resume=not args.force, negative=args.negative, precision=args.precision, progress=None if args.no_progress else progress_bar, log=log)
+                     resume=not args.force, negative=args.negative, precision=args.precision,
+                     progress=None if args.no_progress else progress_bar, log=log)
     summaries = atlas.run(units)
     print_summary(summaries, time.perf_counter() - began)
     if not args.no_examples:
