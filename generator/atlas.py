@@ -83,11 +83,16 @@ def plan_layer(layer, preview=False, size=None, steps=None, learning_rate=None, 
     return LayerPlan(layer, replace(settings, **overrides), "mean")
 
 
-def unit_dir(site_src, unit):
-    """Directory of a unit's files: vgg16/<layer>/<index>/ or vgg16/classes/<index>-<slug>/."""
+def unit_url(unit):
+    """URL of a unit relative to the site root: vgg16/<layer>/<index>/ or vgg16/classes/<index>-<slug>/."""
     if unit.kind == "class":
-        return Path(site_src, MODEL_NAME, "classes", load_classes()[unit.index].dir_name)
-    return Path(site_src, MODEL_NAME, unit.layer, str(unit.index))
+        return f"{MODEL_NAME}/classes/{load_classes()[unit.index].dir_name}/"
+    return f"{MODEL_NAME}/{unit.layer}/{unit.index}/"
+
+
+def unit_dir(site_src, unit):
+    """Directory of a unit's files under `site_src` (its URL path)."""
+    return Path(site_src, unit_url(unit))
 
 
 def kernel_image(kernel):
@@ -154,6 +159,11 @@ class AtlasRun:
         skipped = len(units) - len(pending)
         if skipped:
             self.log(f"resume: {skipped} of {len(units)} units already complete with these settings")
+        measured = {
+            layer: entry["quality"]
+            for layer, entry in ((store.read_manifest(self.site_src) or {}).get("layers") or {}).items()
+            if entry.get("quality")
+        }
         bar = self.progress(len(pending)) if self.progress and pending else None
         summaries = {}
         try:
@@ -161,11 +171,15 @@ class AtlasRun:
                 layer_units = [u for u in pending if u.layer == layer]
                 if layer_units:
                     self._draw_layer(plans[layer], layer_units, bar)
-                summaries[layer] = self._measure_layer(plans[layer])
+                # A layer with nothing new keeps its measured quality; it is measured only when
+                # it changed or was never measured (e.g. shards merged without a manifest).
+                if layer_units or layer not in measured:
+                    measured[layer] = self._measure_layer(plans[layer])
+                summaries[layer] = measured[layer]
         finally:
             if bar is not None:
                 bar.close()
-        self.write_manifest(summaries)
+        self.write_manifest(measured)
         return summaries
 
     def _scores(self, plan, model=None):
@@ -209,9 +223,9 @@ class AtlasRun:
     def _record(self, plan, unit, score, seconds):
         if unit.kind == "class":
             imagenet_class = load_classes()[unit.index]
-            label, wnid, url = imagenet_class.name, imagenet_class.wnid, f"{MODEL_NAME}/classes/{imagenet_class.dir_name}/"
+            label, wnid = imagenet_class.name, imagenet_class.wnid
         else:
-            label, wnid, url = f"{unit.layer} #{unit.index}", None, f"{MODEL_NAME}/{unit.layer}/{unit.index}/"
+            label, wnid = f"{unit.layer} #{unit.index}", None
         return {
             "schema": store.RECORD_SCHEMA,
             "model": MODEL_NAME,
@@ -220,7 +234,7 @@ class AtlasRun:
             "kind": unit.kind,
             "label": label,
             "wnid": wnid,
-            "url": url,
+            "url": unit_url(unit),
             "images": {"master": "image.webp", "thumb": "thumb.webp",
                        "negative": "negative.webp" if self.negative else None,
                        "kernel": "kernel.png" if unit.layer == "block1_conv1" else None},
@@ -270,10 +284,8 @@ class AtlasRun:
             return sorted(Path(self.site_src, MODEL_NAME, "classes").glob("*/"))
         return sorted(Path(self.site_src, MODEL_NAME, layer).glob("*/"))
 
-    def write_manifest(self, summaries):
-        """Write site_src/vgg16/manifest.json from the records on disk plus this run's summaries."""
-        previous = store.read_manifest(self.site_src) or {}
-        previous_layers = previous.get("layers", {})
+    def write_manifest(self, quality):
+        """Write site_src/vgg16/manifest.json from the records on disk and {layer: quality summary}."""
         records = store.read_records(self.site_src)
         layers = {}
         for layer in [layer.name for layer in CONV_LAYERS] + [CLASS_LAYER]:
@@ -281,8 +293,7 @@ class AtlasRun:
             entry = {"filters": total, "computed": sum(r["layer"] == layer for r in records)}
             if layer != CLASS_LAYER:
                 entry["receptive_field"] = CONV_LAYER_BY_NAME[layer].receptive_field
-            quality = summaries.get(layer, previous_layers.get(layer, {}).get("quality"))
-            entry["quality"] = quality if entry["computed"] else None
+            entry["quality"] = quality.get(layer) if entry["computed"] else None
             layers[layer] = entry
         manifest = {
             "schema": 1,

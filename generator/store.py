@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .architecture import CONV_LAYERS
 from .errors import UserError
 
 RECORD_NAME = "unit.json"
@@ -126,8 +127,6 @@ def read_records(site_src, model="vgg16"):
 
     Filters come in VGG16 layer order, then classes ("predictions") by index.
     """
-    from .architecture import CONV_LAYERS
-
     order = {layer.name: position for position, layer in enumerate(CONV_LAYERS)}
     records = []
     for path in sorted(Path(site_src, model).glob(f"*/*/{RECORD_NAME}")):
