@@ -139,6 +139,7 @@ def test_typing_a_class_name_and_opening_the_first_result(page, base_url):
 
 def test_thumbnail_opens_unit_page_and_zooms(page, base_url):
     page.goto(base_url + "/vgg16/block4_conv2/")
+    page.wait_for_load_state("networkidle")  # a click mid-load would cancel the favicon request
     page.click("a.atlas-cell[href='17/']")
     page.wait_for_url("**/vgg16/block4_conv2/17/")
     assert heading(page) == "block4_conv2 #17"
@@ -149,6 +150,7 @@ def test_thumbnail_opens_unit_page_and_zooms(page, base_url):
     page.wait_for_function("document.querySelector('.atlas-lightbox img').naturalWidth > 0")
     page.keyboard.press("Escape")
     assert page.query_selector(".atlas-lightbox") is None
+    page.wait_for_load_state("networkidle")
     page.click("a[rel=next]")
     page.wait_for_url("**/vgg16/block4_conv2/170/")
 
