@@ -21,9 +21,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from generator.errors import UserError  # noqa: E402
-
-PREVIEW_LAYERS = "block1..block5"
-PREVIEW_PER_LAYER = 3
+from generator.plan import PREVIEW_LAYERS, PREVIEW_PER_LAYER  # noqa: E402
 
 
 def parse_args(argv):
@@ -91,6 +89,17 @@ def select(args):
     return select_units(layers=layers, filters=args.filters, classes=args.classes, per_layer=per_layer, shard=shard)
 
 
+def draw_options(args):
+    """The typed drawing options of the arguments (validated: one line and exit 2 when out of range)."""
+    from generator.plan import DrawOptions, Precision, Quality
+
+    return DrawOptions(
+        quality=Quality.PREVIEW if args.preview else Quality.FULL, size=args.size, steps=args.steps,
+        learning_rate=args.learning_rate, batch_size=args.batch_size, seed=args.seed,
+        precision=Precision(args.precision), negative=args.negative, resume=not args.force,
+    )
+
+
 def check_example_options(args):
     """Fail before any drawing on saliency options that would fail after it."""
     if args.no_examples:
@@ -137,6 +146,7 @@ def run(args):
     if not units:
         raise UserError("the selection is empty (check --filters / --shard)")
     check_example_options(args)
+    options = draw_options(args)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -153,11 +163,8 @@ def run(args):
 
     loaded = load_vgg16(args.weights, log=log)
     log(f"weights: {loaded.source} (sha256 {loaded.sha256[:12]}), {len(units)} units to draw into {out}")
-    overrides = dict(size=args.size, steps=args.steps, learning_rate=args.learning_rate, batch_size=args.batch_size)
     began = time.perf_counter()
-    atlas = AtlasRun(loaded, out, preview=args.preview, overrides=overrides, base_seed=args.seed,
-                     resume=not args.force, negative=args.negative, precision=args.precision,
-                     progress=None if args.no_progress else progress_bar, log=log)
+    atlas = AtlasRun(loaded, out, options, progress=None if args.no_progress else progress_bar, log=log)
     summaries = atlas.run(units)
     print_summary(summaries, time.perf_counter() - began)
     if not args.no_examples:

@@ -51,11 +51,11 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from generator.architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS, NUM_CLASSES  # noqa: E402
-from generator.atlas import plan_layer  # noqa: E402
 from generator.model import build_vgg16, load_vgg16, preprocess  # noqa: E402
 from generator.optvis.objectives import layer_scores, unit_objective  # noqa: E402
 from generator.optvis.render import Renderer  # noqa: E402
-from generator.optvis.transform import Transforms  # noqa: E402
+from generator.optvis.settings import Transforms  # noqa: E402
+from generator.plan import DrawOptions, Quality, plan_layer  # noqa: E402
 from generator.units import Unit  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # every Renderer traces once; TF warns about "retracing" otherwise
@@ -138,8 +138,7 @@ def step_flops(layer, side):
 
 def objective_for(model, plan):
     """The engine's objective for a plan, exactly as AtlasRun builds it."""
-    position = "center" if plan.position == "center" else "mean"
-    return unit_objective(layer_scores(model, plan.layer, preprocess, position=position))
+    return unit_objective(layer_scores(model, plan.layer, preprocess, plan.objective.readout))
 
 
 def first_units(layer, count):
@@ -327,12 +326,12 @@ class Bench:
         reps = 2 if self.quick else 3
         self.log(f"\n[load average {os.getloadavg()[0]:.1f}]\n(b) tf-keras-vis / ours: {B_LAYER}, {B_SIZE} px images, {B_FILTERS} filters, "
                  f"{steps} steps, whole calls")
-        plan = plan_layer(B_LAYER, size=B_SIZE, batch_size=B_FILTERS, steps=steps)
+        plan = plan_layer(B_LAYER, DrawOptions(size=B_SIZE, batch_size=B_FILTERS, steps=steps))
         objective = objective_for(self.model, plan)
         ours = Ours(objective, plan.settings, steps)
         pad = plan.settings.transforms.pad
         # Same network input (128 px) instead of the same image size: ours draws 128 - 2 pad px.
-        plan_equal_input = plan_layer(B_LAYER, size=B_SIZE - 2 * pad, batch_size=B_FILTERS, steps=steps)
+        plan_equal_input = plan_layer(B_LAYER, DrawOptions(size=B_SIZE - 2 * pad, batch_size=B_FILTERS, steps=steps))
         ours_equal_input = Ours(objective, plan_equal_input.settings, steps)
         bare_steps = max(1, steps // 4)  # only for reference: ms per image-step at 128 px
         bare = bare_bound(objective, B_FILTERS, B_SIZE, bare_steps)
@@ -381,7 +380,7 @@ class Bench:
                     continue  # measured in (a)
                 if self.quick and layer != "block1_conv1" and (preview or self._block_measured(layer)):
                     continue  # --quick: estimated below from the block's measured layer, by FLOPs
-                self._measure_plan(self.model, plan_layer(layer, preview=preview), key)
+                self._measure_plan(self.model, plan_layer(layer, DrawOptions(quality=Quality.PREVIEW if preview else Quality.FULL)), key)
         self._measure_classes()
         rows = []
         for preview in (False, True):
@@ -432,7 +431,7 @@ class Bench:
         del full
 
     def _d_row(self, layer, preview):
-        plan = plan_layer(layer, preview=preview)
+        plan = plan_layer(layer, DrawOptions(quality=Quality.PREVIEW if preview else Quality.FULL))
         settings = plan.settings
         side = settings.transforms.output_size(settings.size)
         flops = step_flops(layer, side)
@@ -652,7 +651,7 @@ def experiments(bench, log, quick):
             f"{difference['bfloat16']:.2g} (bfloat16), scores up to {row['scale']:.3g}")
     # Does bfloat16 reach the same objective? Draw 8 block3_conv1 units both ways, score in float32.
     steps = 48 if quick else 96
-    plan = plan_layer("block3_conv1", steps=steps, batch_size=8)
+    plan = plan_layer("block3_conv1", DrawOptions(steps=steps, batch_size=8))
     scores32 = layer_scores(model, "block3_conv1", preprocess)
     units, seeds = first_units("block3_conv1", 8)
     drawn = {}

@@ -13,32 +13,22 @@ compression, the goal's measure) and from one that gzips text like GitHub Pages.
 """
 
 import argparse
-import contextlib
-import functools
 import gzip
-import http.server
 import json
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from make_synthetic_atlas import make_synthetic_atlas  # noqa: E402
-
+from generator.serve import launch_chromium, serve_directory  # noqa: E402
 from generator.site import build_html, render_site  # noqa: E402
+from generator.synthetic import make_synthetic_atlas  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 GOAL_SECONDS = 90.0
 GOAL_SEARCH_INDEX_BYTES = 3_000_000
 GOAL_LAYER_PAGE_BYTES = 2_000_000
@@ -49,53 +39,6 @@ SEARCHES = {  # documented queries -> the page that must come first
     "block4_conv2 17": "/vgg16/block4_conv2/17/",
     "block5_conv3 1": "/vgg16/block5_conv3/1/",
 }
-
-
-def launch_chromium(playwright):
-    """Debian's Chromium, headless and offline-friendly."""
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-class _GzipHandler(_QuietHandler):
-    """Also compresses text files on the fly, like GitHub Pages does."""
-
-    TEXT_SUFFIXES = (".html", ".css", ".js", ".json", ".xml", ".svg", ".csv")
-
-    def do_GET(self):
-        path = Path(self.translate_path(self.path))
-        if path.is_dir() and self.path.split("?")[0].endswith("/"):
-            path = path / "index.html"
-        if path.suffix not in self.TEXT_SUFFIXES or not path.is_file() or "gzip" not in self.headers.get("Accept-Encoding", ""):
-            return super().do_GET()
-        data = gzip.compress(path.read_bytes(), compresslevel=6)
-        self.send_response(200)
-        self.send_header("Content-Type", self.guess_type(str(path)))
-        self.send_header("Content-Encoding", "gzip")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-@contextlib.contextmanager
-def serve_directory(directory, compress=False):
-    """Serve `directory` on 127.0.0.1 (ephemeral port) in a thread; yields the base URL.
-
-    With `compress`, text files are sent gzip-compressed to clients that accept it.
-    """
-    handler = _GzipHandler if compress else _QuietHandler
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 def timed(function, *args):

@@ -32,10 +32,11 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from generator.architecture import CONV_LAYER_BY_NAME  # noqa: E402
-from generator.atlas import plan_layer  # noqa: E402
 from generator.model import preprocess  # noqa: E402
 from generator.optvis.objectives import layer_scores  # noqa: E402
 from generator.optvis.render import Renderer  # noqa: E402
+from generator.optvis.transform import frame  # noqa: E402
+from generator.plan import DrawOptions, Quality, plan_layer  # noqa: E402
 from generator.quality import layer_quality  # noqa: E402
 from generator.units import Unit, sample_indices  # noqa: E402
 
@@ -66,14 +67,11 @@ def grid(layer, filters, rows, path):
 
 def compare_layer(model, layer, count, steps, size, out, log, ours_first=True):
     filters = sample_indices(layer, CONV_LAYER_BY_NAME[layer].filters, count)
-    plan = plan_layer(layer, preview=True, steps=steps, batch_size=count, size=size)
+    plan = plan_layer(layer, DrawOptions(quality=Quality.PREVIEW, steps=steps, batch_size=count, size=size))
     settings = plan.settings
     size = settings.size
     scores = layer_scores(model, layer, preprocess)
     pad = settings.transforms.pad
-
-    def frame(batch):
-        return np.pad(batch, [(0, 0), (pad, pad), (pad, pad), (0, 0)], constant_values=128)
 
     seeds = [Unit(layer, index).seed(0) for index in filters]
     tkv = bench_render.TkvLayer(model, layer)
@@ -88,8 +86,8 @@ def compare_layer(model, layer, count, steps, size, out, log, ours_first=True):
         log(f"  {layer}: {name} {seconds[name]:.0f} s for {count} images x {steps} steps at {size} px")
     result = {"layer": layer, "filters": filters, "size": size, "steps": steps, "pad": pad, "tools": {}}
     for name, images in drawn.items():
-        per_unit, summary = layer_quality(scores, images, filters, frame)
-        framed = tf.constant(frame(images), tf.float32) / 255.0
+        per_unit, summary = layer_quality(scores, images, filters, pad)
+        framed = frame(tf.constant(images, tf.float32) / 255.0, pad)
         own = scores(framed).numpy()[np.arange(count), filters]
         result["tools"][name] = {
             "seconds": seconds[name], "objective": [round(float(v), 2) for v in own],

@@ -35,7 +35,6 @@ The test suite checks vanilla, guided, Grad-CAM and Grad-CAM++ against tf-keras-
 """
 
 import functools
-import math
 from dataclasses import asdict, dataclass
 
 import keras
@@ -265,7 +264,8 @@ class Attributor:
             ({method: float32 map >= 0, (H, W) or CAM-layer (h, w)}, diagnostics dict). CAM
             methods are absent when the target has no CAM layer (a first-layer filter).
             Diagnostics: "score" (S of the image) and, with integrated_gradients,
-            "integrated_gradients_completeness" = sum(attributions) / (S(x) - S(black)), 1 ideally.
+            "integrated_gradients_completeness" = sum(attributions) / (S(x) - S(black)), 1 ideally
+            (None when S(x) = S(black): the ratio is undefined, and JSON has no NaN).
         """
         unknown = sorted(set(methods) - set(METHODS))
         if unknown:
@@ -372,7 +372,7 @@ class Attributor:
         attributions = (image[0] - baseline[0]) * gradients.mean(axis=0)
         end_scores = probe.forward(tf.constant(np.concatenate([image, baseline])), index)[0]
         difference = float(end_scores[0] - end_scores[1])
-        completeness = float(attributions.sum()) / difference if difference != 0.0 else math.nan
+        completeness = float(attributions.sum()) / difference if difference != 0.0 else None
         return np.abs(attributions.sum(axis=-1)), completeness
 
 

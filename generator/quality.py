@@ -15,6 +15,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from .optvis.transform import frame
+
 FLAT_STD = 4.0
 SHIFT_PIXELS = 4
 RESCALES = (0.9, 1.1)
@@ -56,24 +58,24 @@ def variants(image):
     ]
 
 
-def _scores(scores, images, batch_size=32):
-    """All unit scores of uint8 images (N, H, W, 3): float32 (N, units)."""
+def _scores(scores, images, pad, batch_size=32):
+    """All unit scores of uint8 images (N, S, S, 3), each framed by `pad` gray pixels: float32 (N, units)."""
     return np.concatenate(
         [
-            scores(tf.constant(images[start : start + batch_size], tf.float32) / 255.0).numpy()
+            scores(frame(tf.constant(images[start : start + batch_size], tf.float32) / 255.0, pad)).numpy()
             for start in range(0, len(images), batch_size)
         ]
     )
 
 
-def layer_quality(scores, images, units, frame=lambda batch: batch):
+def layer_quality(scores, images, units, pad=0):
     """Quality of one layer's images.
 
     Args:
         scores: f(images (B, H, W, 3) in [0, 1]) -> (B, layer units), pre-activation scores.
         images: uint8 (N, S, S, 3), image j drawn for unit units[j].
         units: N unit indices.
-        frame: maps a uint8 (B, S, S, 3) batch to what the network sees (e.g. gray padding).
+        pad: gray border the network sees around each image, as when it was drawn (pixels).
     Returns:
         (per_unit, summary): per_unit a list of N dicts {"specificity" (bool),
         "specificity_margin", "robustness", "flat"}; summary {"units": N, "specificity":
@@ -82,12 +84,12 @@ def layer_quality(scores, images, units, frame=lambda batch: batch):
     images = np.asarray(images)
     units = np.asarray(units)
     count = len(units)
-    activations = _scores(scores, frame(images))[:, units]  # [i, j]: unit j on image i
+    activations = _scores(scores, images, pad)[:, units]  # [i, j]: unit j on image i
     own = np.diag(activations)
     others = np.where(np.eye(count, dtype=bool), -np.inf, activations).max(axis=0)
     kept = np.full(count, np.inf, np.float32)
     for variant in zip(*[variants(image) for image in images]):
-        kept = np.minimum(kept, _scores(scores, frame(np.stack(variant)))[np.arange(count), units])
+        kept = np.minimum(kept, _scores(scores, np.stack(variant), pad)[np.arange(count), units])
     per_unit = []
     for j in range(count):
         per_unit.append(

@@ -28,10 +28,11 @@ from pathlib import Path, PurePosixPath
 import jinja2
 import markupsafe
 
-from . import store
-from .architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS, MODEL_NAME, NUM_CLASSES, TOTAL_FILTERS
+from . import records, store
+from .architecture import CLASS_LAYER, CONV_LAYERS, MODEL_NAME, NUM_CLASSES, TOTAL_FILTERS
 from .classes import class_index_credit, load_classes
 from .errors import UserError
+from .fileio import UnreadableJson, read_json, write_if_changed
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 TEMPLATES_DIR = PROJECT_DIR / "templates" / "pages"
@@ -168,43 +169,34 @@ def relative_url(from_page, target):
 
 
 def _class_url(imagenet_class):
-    return f"{MODEL_NAME}/classes/{imagenet_class.dir_name}/"
+    return records.unit_url(CLASS_LAYER, imagenet_class.index)
 
 
 def _example_url(example):
-    return f"examples/{example['slug']}/"
+    return records.example_url(example["slug"])
+
+
+def _read_checked(path, problem_of):
+    """The JSON document at `path` (None when absent); records.InvalidRecord when it breaks the contract."""
+    try:
+        document = read_json(path)
+    except UnreadableJson as error:
+        raise records.InvalidRecord(f"{path}: {error}; delete it or rerun the saliency stage") from None
+    problem = problem_of(document) if document is not None else None
+    if problem:
+        raise records.InvalidRecord(f"{path}: {problem}; delete it or rerun the saliency stage")
+    return document
 
 
 def _read_examples(site_src):
     """Example photo records (sorted by slug) and the top-examples table, both possibly empty."""
-    examples_dir = Path(site_src, "examples")
-    examples = []
-    for path in sorted(examples_dir.glob("*/example.json")):
-        example = store.read_json(path)
-        if isinstance(example, dict) and example.get("schema") == 1 and example.get("slug") == path.parent.name:
-            examples.append(example)
-    top = store.read_json(examples_dir / "top_examples.json")
-    return examples, top if isinstance(top, dict) else {}
-
-
-def _expected_url(layer, index):
-    """The contract URL of unit (layer, index), or None when VGG16 has no such unit."""
-    if layer == CLASS_LAYER:
-        if isinstance(index, int) and 0 <= index < NUM_CLASSES:
-            return _class_url(load_classes()[index])
-    elif layer in CONV_LAYER_BY_NAME and isinstance(index, int) and 0 <= index < CONV_LAYER_BY_NAME[layer].filters:
-        return f"{MODEL_NAME}/{layer}/{index}/"
-    return None
-
-
-def _check_record(record):
-    """Raise UserError when a record names no VGG16 unit or its URL is not the contract's."""
-    layer, index, url = record.get("layer"), record.get("index"), record.get("url")
-    expected = _expected_url(layer, index)
-    if expected is None:
-        raise UserError(f"unit record {url!r} names no VGG16 unit ({layer} #{index}); delete or recompute it")
-    if url != expected:
-        raise UserError(f"unit record of {layer} #{index} has url {url!r}, expected {expected!r}; fix or recompute it")
+    examples_dir = Path(site_src, records.EXAMPLES_DIR)
+    examples = [
+        _read_checked(path, lambda example, slug=path.parent.name: records.example_problem(example, slug))
+        for path in sorted(examples_dir.glob(f"*/{records.EXAMPLE_RECORD_NAME}"))
+    ]
+    top = _read_checked(examples_dir / records.TOP_EXAMPLES_NAME, records.top_examples_problem)
+    return examples, top or {}
 
 
 @dataclass(frozen=True)
@@ -222,26 +214,25 @@ def load_atlas_data(site_src):
     """Read the records, manifest and examples under `site_src`."""
     filters_by_layer = {layer.name: [] for layer in CONV_LAYERS}
     class_records = {}
-    for record in store.read_records(site_src, MODEL_NAME):
-        _check_record(record)
+    for record in store.read_records(site_src):
         if record["layer"] == CLASS_LAYER:
             class_records[record["index"]] = record
         else:
             filters_by_layer[record["layer"]].append(record)
     examples, top_examples = _read_examples(site_src)
-    return AtlasData(store.read_manifest(site_src, MODEL_NAME), filters_by_layer, class_records, examples, top_examples)
+    return AtlasData(store.read_manifest(site_src), filters_by_layer, class_records, examples, top_examples)
 
 
 # --------------------------------------------------------------------------------------------
 # Page contexts
 
 
-def _layer_summary(layer, records, manifest):
+def _layer_summary(layer, layer_records, manifest):
     quality = ((manifest or {}).get("layers", {}).get(layer.name) or {}).get("quality")
     return {
         "name": layer.name, "block": layer.block, "filters": layer.filters,
         "receptive_field": layer.receptive_field, "stride": layer.stride,
-        "computed": len(records), "quality": quality, "url": f"{MODEL_NAME}/{layer.name}/",
+        "computed": len(layer_records), "quality": quality, "url": f"{MODEL_NAME}/{layer.name}/",
     }
 
 
@@ -372,7 +363,7 @@ class SiteRenderer:
 
     def _example_pages(self, common):
         yield "examples/index.md", self._render("examples.md.j2", "examples/index.md", **common)
-        computed = {(r["layer"], r["index"]) for records in self.data.filters_by_layer.values() for r in records}
+        computed = {(r["layer"], r["index"]) for layer_records in self.data.filters_by_layer.values() for r in layer_records}
         for example in self.data.examples:
             page = f"{_example_url(example)}index.md"
             predictions = [
@@ -380,7 +371,7 @@ class SiteRenderer:
                 for prediction in example.get("predictions", [])
             ]
             units = [
-                dict(unit, url=relative_url(page, f"{MODEL_NAME}/{unit['layer']}/{unit['index']}/")
+                dict(unit, url=relative_url(page, records.unit_url(unit["layer"], unit["index"]))
                      if (unit["layer"], unit["index"]) in computed else None)
                 for unit in example.get("units", [])
             ]
@@ -412,14 +403,7 @@ class SiteRenderer:
 
 def _write_if_changed(path, text):
     """Atomically write `text` to `path` unless it already holds exactly that; True when written."""
-    data = text.encode("utf-8")
-    try:
-        if path.read_bytes() == data:
-            return False
-    except OSError:
-        pass
-    store.atomic_write_bytes(path, data)
-    return True
+    return write_if_changed(path, text.encode("utf-8"))
 
 
 def _remove_stale_pages(site_src, keep):

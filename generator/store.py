@@ -1,61 +1,35 @@
-"""Atomic, resumable storage of the atlas data under `site_src/`.
+"""The atlas data on disk under `site_src/`: unit images and records, the manifest, the run lock.
 
-Every file is written to a temporary name in its final directory and moved into place with
-`os.replace`, so a killed run never leaves a half-written file. A unit's `unit.json` is written
-last: its presence marks the unit complete (see docs/ARCHITECTURE.md).
+A unit is complete when its `unit.json` is in place: a run writes the unit's images first and
+its record last, each atomically (generator.fileio), and removes an old record before it
+replaces the images it describes, so a killed run never leaves a record beside images it does
+not describe. Records are validated against the contract (generator.records) as they are read.
 """
 
 import io
-import json
 import os
-import tempfile
+import socket
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
+import filelock
 import numpy as np
 from PIL import Image
 
-from .architecture import CONV_LAYERS
+from . import records
+from .architecture import MODEL_NAME
+from .fileio import UnreadableJson, atomic_write_bytes, atomic_write_json, read_json
 from .errors import UserError
 
-RECORD_NAME = "unit.json"
-MANIFEST_NAME = "manifest.json"
 THUMB_SIZE = 96
 THUMB_QUALITY = 80
-RECORD_SCHEMA = 1
+MASTER_QUALITY = 90
+LOCK_NAME = ".atlas.lock"
+LOCK_HOLDER_NAME = ".atlas.lock.json"
 
 
-def atomic_write_bytes(path, data):
-    """Write `data` (bytes) to `path` atomically, creating parent directories."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise UserError(f"cannot write to {path.parent}: {error.strerror}; choose a writable --out") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; the site is served to everyone
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path, obj):
-    """Write `obj` as indented UTF-8 JSON to `path` atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
-
-
-def read_json(path):
-    """Return the parsed JSON at `path`, or None when it is missing or unreadable."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def encode_image(rgb, file_name, quality=90):
+def encode_image(rgb, file_name, quality=MASTER_QUALITY):
     """Encode an image for `file_name`'s extension (.webp or .png).
 
     Args:
@@ -82,7 +56,7 @@ def encode_image(rgb, file_name, quality=90):
 def save_image(path, rgb):
     """Atomically save a uint8 (H, W, 3) RGB array as WebP or PNG, by `path`'s extension."""
     name = Path(path).name
-    quality = THUMB_QUALITY if name.startswith("thumb") else 90
+    quality = THUMB_QUALITY if name.startswith("thumb") else MASTER_QUALITY
     atomic_write_bytes(path, encode_image(rgb, name, quality))
 
 
@@ -92,56 +66,146 @@ def thumbnail(rgb, size=THUMB_SIZE):
     return np.asarray(image)
 
 
+def load_rgb(path):
+    """A stored image as uint8 (H, W, 3) RGB."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
 def write_unit(unit_dir, record, images):
     """Write one unit's images, then its record, each atomically.
 
+    An existing record is removed first: if the run dies while the images are replaced, the
+    unit counts as incomplete and is redrawn, never as complete with images of other settings.
+
     Args:
         unit_dir: the unit's directory, e.g. site_src/vgg16/block4_conv2/17.
-        record: the unit record (docs/ARCHITECTURE.md); written last as unit.json.
+        record: the unit record (generator.records); written last as unit.json.
         images: file name -> uint8 (H, W, 3) RGB array, e.g. {"image.webp": ..., "thumb.webp": ...}.
     """
     unit_dir = Path(unit_dir)
+    (unit_dir / records.UNIT_RECORD_NAME).unlink(missing_ok=True)
     for file_name, rgb in images.items():
         save_image(unit_dir / file_name, rgb)
-    atomic_write_json(unit_dir / RECORD_NAME, record)
+    atomic_write_json(unit_dir / records.UNIT_RECORD_NAME, record)
+
+
+def _checked(path, document, problem):
+    if problem is not None:
+        raise records.InvalidRecord(f"{path}: {problem}; delete it, or rerun the drawing to redo it")
+    return document
 
 
 def read_record(unit_dir):
-    """Return the unit record in `unit_dir`, or None when the unit is not complete."""
-    record = read_json(Path(unit_dir) / RECORD_NAME)
-    return record if isinstance(record, dict) and record.get("schema") == RECORD_SCHEMA else None
+    """The unit record in `unit_dir`, or None when there is none (the unit is not complete).
+
+    Raises records.InvalidRecord (one line naming the file) when it breaks the contract or names
+    an image outside its folder.
+    """
+    path = Path(unit_dir) / records.UNIT_RECORD_NAME
+    try:
+        record = read_json(path)
+    except UnreadableJson as error:
+        return _checked(path, None, str(error))
+    if record is None:
+        return None
+    return _checked(path, record, records.unit_problem(record))
+
+
+def image_side(path):
+    """The width of a stored image, read from its header; None when it is unreadable."""
+    try:
+        with Image.open(path) as image:
+            return image.size[0] if image.size[0] == image.size[1] else None
+    except (OSError, ValueError):
+        return None
 
 
 def is_complete(unit_dir, settings, weights_sha256):
-    """True when `unit_dir` holds a record made with these settings and weights, and its images."""
-    record = read_record(unit_dir)
+    """True when `unit_dir` holds a valid record made with these settings and weights, and the
+    images it names, the master at the recorded size."""
+    try:
+        record = read_record(unit_dir)
+    except records.InvalidRecord:
+        return False
     if record is None:
         return False
     if record["settings"] != settings or record["provenance"]["weights_sha256"] != weights_sha256:
         return False
-    return all((Path(unit_dir) / name).is_file() for name in record["images"].values() if name)
+    if not all((Path(unit_dir) / name).is_file() for name in record["images"].values() if name):
+        return False
+    return image_side(Path(unit_dir) / record["images"]["master"]) == settings["size"]
 
 
-def read_records(site_src, model="vgg16"):
-    """Return every complete unit record under site_src/<model>/, sorted by (layer order, index).
+def unit_dirs(site_src, layer):
+    """Every directory of `layer` under `site_src` that holds a unit.json, sorted by path."""
+    return sorted(path.parent for path in records.layer_dir(site_src, layer).glob(f"*/{records.UNIT_RECORD_NAME}"))
 
-    Filters come in VGG16 layer order, then classes ("predictions") by index.
+
+def read_records(site_src, on_invalid=None):
+    """Every unit record under site_src/vgg16/, in atlas order (generator.records.sort_records).
+
+    Args:
+        on_invalid: called with each records.InvalidRecord and the record skipped; None raises it.
     """
-    order = {layer.name: position for position, layer in enumerate(CONV_LAYERS)}
-    records = []
-    for path in sorted(Path(site_src, model).glob(f"*/*/{RECORD_NAME}")):
-        record = read_record(path.parent)
-        if record is not None:
-            records.append(record)
-    records.sort(key=lambda r: (order.get(r["layer"], len(order)), r["index"]))
-    return records
+    found = []
+    for path in sorted(Path(site_src, MODEL_NAME).glob(f"*/*/{records.UNIT_RECORD_NAME}")):
+        try:
+            found.append(read_record(path.parent))
+        except records.InvalidRecord as error:
+            if on_invalid is None:
+                raise
+            on_invalid(error)
+    return records.sort_records(found)
 
 
-def write_manifest(site_src, manifest, model="vgg16"):
-    """Atomically write site_src/<model>/manifest.json."""
-    atomic_write_json(Path(site_src, model, MANIFEST_NAME), manifest)
+def write_manifest(site_src, manifest):
+    """Atomically write site_src/vgg16/manifest.json."""
+    atomic_write_json(records.manifest_path(site_src), manifest)
 
 
-def read_manifest(site_src, model="vgg16"):
-    """Return site_src/<model>/manifest.json parsed, or None when absent."""
-    return read_json(Path(site_src, model, MANIFEST_NAME))
+def read_manifest(site_src):
+    """site_src/vgg16/manifest.json parsed, or None when absent; records.InvalidRecord when invalid."""
+    path = records.manifest_path(site_src)
+    try:
+        manifest = read_json(path)
+    except UnreadableJson as error:
+        return _checked(path, None, str(error))
+    if manifest is None:
+        return None
+    return _checked(path, manifest, records.manifest_problem(manifest))
+
+
+@contextmanager
+def output_lock(site_src):
+    """Hold the lock of an output directory for the duration of a run.
+
+    The lock is an advisory file lock (`filelock`), released by the system when its process
+    dies, so a killed run never blocks the next one. Beside it, `.atlas.lock.json` says who
+    holds it. Raises UserError (one line naming the holder) when another run holds it.
+    """
+    site_src = Path(site_src)
+    lock = filelock.FileLock(site_src / LOCK_NAME, timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        holder = _lock_holder(site_src)
+        raise UserError(f"{site_src} is in use by another run ({holder}); wait for it to finish, "
+                        "or give this run another --out") from None
+    try:
+        atomic_write_json(site_src / LOCK_HOLDER_NAME, {
+            "pid": os.getpid(), "host": socket.gethostname(), "since": records.utc_now(),
+            "command": " ".join(sys.argv)[:300],
+        })
+        yield
+    finally:
+        (site_src / LOCK_HOLDER_NAME).unlink(missing_ok=True)
+        lock.release()
+
+
+def _lock_holder(site_src):
+    try:
+        holder = read_json(Path(site_src) / LOCK_HOLDER_NAME) or {}
+        return f"pid {holder['pid']} on {holder['host']} since {holder['since']}: {holder['command']}"
+    except (UnreadableJson, KeyError, TypeError):
+        return "holder unknown"

@@ -4,7 +4,6 @@ A small synthetic atlas is rendered, built with `mkdocs build --strict`, and ser
 Every page load must be free of console errors, failed requests and requests leaving 127.0.0.1.
 """
 
-import sys
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -12,12 +11,10 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_site import launch_chromium, serve_directory  # noqa: E402
-from make_synthetic_atlas import make_small_atlas  # noqa: E402
-
+from generator.serve import launch_chromium, serve_directory  # noqa: E402
 from generator.site import build_html, render_site  # noqa: E402
+from generator.synthetic import make_small_atlas  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -150,13 +150,13 @@ def test_negative_images_minimize_the_unit(tmp_path):
     from PIL import Image
     import numpy as np
 
-    from generator.atlas import plan_layer
     from generator.model import load_vgg16, preprocess
     from generator.optvis.objectives import layer_scores
+    from generator.optvis.transform import frame
+    from generator.plan import DrawOptions, plan_layer
 
     scores = layer_scores(load_vgg16("embedded").model, "block2_conv1", preprocess)
-    pad = plan_layer("block2_conv1", size=24).settings.transforms.pad
+    pad = plan_layer("block2_conv1", DrawOptions(size=24)).settings.transforms.pad
     pictures = np.stack([np.asarray(Image.open(unit / name).convert("RGB")) for name in ("image.webp", "negative.webp")])
-    framed = np.pad(pictures, [(0, 0), (pad, pad), (pad, pad), (0, 0)], constant_values=128) / 255.0
-    positive, negative = scores(framed.astype(np.float32)).numpy()[:, 5]
+    positive, negative = scores(frame(pictures.astype(np.float32) / 255.0, pad)).numpy()[:, 5]
     assert positive > 0 > negative

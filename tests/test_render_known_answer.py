@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from generator.optvis.objectives import layer_scores, unit_objective
-from generator.optvis.render import Renderer, RenderSettings
-from generator.optvis.transform import Transforms
+from generator.optvis.render import Renderer
+from generator.optvis.settings import RenderSettings, Transforms
 from generator.quality import layer_quality
 
 SIZE = 32

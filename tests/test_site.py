@@ -5,7 +5,6 @@ import csv
 import html
 import json
 import re
-import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -13,12 +12,10 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-
-from make_synthetic_atlas import make_small_atlas  # noqa: E402
 
 from generator.architecture import CONV_LAYERS  # noqa: E402
 from generator.errors import UserError  # noqa: E402
+from generator.synthetic import make_small_atlas  # noqa: E402
 from generator.site import (  # noqa: E402
     CSV_COLUMNS, build_html, markdown_text, page_root, relative_page, relative_url, render_site,
 )
@@ -193,13 +190,14 @@ def test_bad_inputs_raise_one_line_user_errors(tmp_path):
         render_site(tmp_path)
     assert "\n" not in str(error.value)
     record.update(index=2, url="vgg16/block1_conv1/2/")
-    del record["provenance"]["versions"]
+    versions = record["provenance"].pop("versions")
     record_path.write_text(json.dumps(record))
-    with pytest.raises(UserError, match="cannot render vgg16/block1_conv1/2/index.md: .*'versions'"):
+    with pytest.raises(UserError, match=r"vgg16/block1_conv1/2/unit.json: provenance: 'versions' is a required"):
         render_site(tmp_path)
+    record["provenance"]["versions"] = versions
     record.update(url="vgg16/block1_conv1/02/")
     record_path.write_text(json.dumps(record))
-    with pytest.raises(UserError, match="has url 'vgg16/block1_conv1/02/', expected 'vgg16/block1_conv1/2/'"):
+    with pytest.raises(UserError, match="url 'vgg16/block1_conv1/02/' is not the contract's 'vgg16/block1_conv1/2/'"):
         render_site(tmp_path)
 
 

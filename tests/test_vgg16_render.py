@@ -4,16 +4,17 @@ import numpy as np
 import pytest
 from skimage import data
 
-from generator.atlas import plan_layer
 from generator.model import preprocess
 from generator.optvis.objectives import layer_scores, unit_objective
 from generator.optvis.render import Renderer
+from generator.optvis.transform import frame
+from generator.plan import DrawOptions, Quality, plan_layer
 from generator.quality import layer_quality
 
 
 def draw(loaded, layer, units, size, steps):
-    plan = plan_layer(layer, preview=True, size=size, steps=steps)
-    scores = layer_scores(loaded.model, layer, preprocess, position="center" if plan.position == "center" else "mean")
+    plan = plan_layer(layer, DrawOptions(quality=Quality.PREVIEW, size=size, steps=steps))
+    scores = layer_scores(loaded.model, layer, preprocess, plan.objective.readout)
     images, final = Renderer(unit_objective(scores), plan.settings).render(units, seeds=[100 + u for u in units])
     return plan, scores, images, final
 
@@ -35,16 +36,12 @@ def test_block3_filters_are_specific_robust_and_beat_a_photo(embedded_vgg16):
     units = [3, 40, 101, 200]
     plan, scores, images, final = draw(embedded_vgg16, "block3_conv1", units, size=40, steps=64)
     pad = plan.settings.transforms.pad
-
-    def frame(batch):
-        return np.pad(batch, [(0, 0), (pad, pad), (pad, pad), (0, 0)], constant_values=128)
-
-    per_unit, summary = layer_quality(scores, images, units, frame)
+    per_unit, summary = layer_quality(scores, images, units, pad)
     assert summary["flat"] == 0
     assert summary["specificity"] == 1.0, per_unit
     assert summary["robustness"] > 0.5, per_unit
     cat = np.asarray(data.chelsea()[100:260, 150:310], np.float32)[::4, ::4][None]  # (1, 40, 40, 3)
-    photo = scores(frame(cat) / 255.0).numpy()[0, units]
+    photo = scores(frame(cat / 255.0, pad)).numpy()[0, units]
     assert np.all(final > 2 * np.maximum(photo, 0) + 1), (final, photo)
 
 
@@ -58,19 +55,14 @@ def test_more_steps_reach_a_higher_objective(embedded_vgg16):
 def test_block5_filters_are_specific_at_preview_settings(embedded_vgg16):
     units = [11, 128, 300, 477]
     plan, scores, images, _ = draw(embedded_vgg16, "block5_conv1", units, size=None, steps=None)
-    pad = plan.settings.transforms.pad
-
-    def frame(batch):
-        return np.pad(batch, [(0, 0), (pad, pad), (pad, pad), (0, 0)], constant_values=128)
-
-    _, summary = layer_quality(scores, images, units, frame)
+    _, summary = layer_quality(scores, images, units, plan.settings.transforms.pad)
     assert summary["specificity"] == 1.0 and summary["flat"] == 0
 
 
 def test_bfloat16_drawing_reaches_the_float32_objective(embedded_vgg16):
     from generator.model import with_precision
 
-    plan = plan_layer("block3_conv1", preview=True, size=32, steps=32)
+    plan = plan_layer("block3_conv1", DrawOptions(quality=Quality.PREVIEW, size=32, steps=32))
     units, seeds = [12, 99], [5, 6]
     results = {}
     for precision in ("float32", "bfloat16"):
@@ -80,7 +72,7 @@ def test_bfloat16_drawing_reaches_the_float32_objective(embedded_vgg16):
     float32_scores = layer_scores(embedded_vgg16.model, "block3_conv1", preprocess)
     pad = plan.settings.transforms.pad
     for precision, (images, _) in results.items():
-        framed = np.pad(images, [(0, 0), (pad, pad), (pad, pad), (0, 0)], constant_values=128) / 255.0
-        results[precision] = float32_scores(framed.astype(np.float32)).numpy()[[0, 1], units]
+        framed = frame(images.astype(np.float32) / 255.0, pad)
+        results[precision] = float32_scores(framed).numpy()[[0, 1], units]
     assert np.all(results["bfloat16"] > 0.8 * results["float32"]), results
     assert embedded_vgg16.model.get_layer("block3_conv1").compute_dtype == "float32"

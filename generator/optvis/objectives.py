@@ -9,6 +9,8 @@ suppressing the others instead of looking like itself.
 import keras
 import tensorflow as tf
 
+from .settings import Readout
+
 
 def pre_activation_model(model, layer_name):
     """A callable giving `layer_name`'s output before its activation function.
@@ -34,11 +36,11 @@ def pre_activation_model(model, layer_name):
     return forward
 
 
-def layer_scores(model, layer_name, preprocess, position="mean"):
+def layer_scores(model, layer_name, preprocess, readout=Readout.CHANNEL_MEAN):
     """Scores of every unit of `layer_name`, pre-activation.
 
     For a conv layer a unit is a channel, scored by its mean over all positions (a channel
-    visualization, as in OpenAI Microscope) or, with position="center", at the central position
+    visualization, as in OpenAI Microscope) or, with Readout.CENTER, at the central position
     only (a neuron visualization, for layers whose receptive field is a few pixels); for a dense
     layer a unit is one neuron, e.g. a class logit.
 
@@ -46,18 +48,20 @@ def layer_scores(model, layer_name, preprocess, position="mean"):
         model: functional Keras model whose input takes `preprocess`ed images.
         layer_name: the Conv2D or Dense layer to read.
         preprocess: maps RGB in [0, 255], (B, H, W, 3), to the model's input.
-        position: "mean" or "center", for conv layers.
+        readout: a `Readout`, for conv layers.
     Returns:
         scores(images (B, H, W, 3) RGB in [0, 1]) -> (B, units) float32, whatever the
         model's compute dtype.
     """
+    if not isinstance(readout, Readout):
+        raise TypeError(f"readout must be a Readout, not {readout!r}")
     forward = pre_activation_model(model, layer_name)
 
     def scores(images):
         outputs = tf.cast(forward(preprocess(images * 255.0)), tf.float32)
         if len(outputs.shape) == 2:
             return outputs
-        if position == "center":
+        if readout is Readout.CENTER:
             return outputs[:, tf.shape(outputs)[1] // 2, tf.shape(outputs)[2] // 2, :]
         return tf.reduce_mean(outputs, axis=[1, 2])
 

@@ -17,8 +17,6 @@ _COLOR_CORRELATION_SQRT = np.array(
 )
 COLOR_BASIS = _COLOR_CORRELATION_SQRT / np.max(np.linalg.norm(_COLOR_CORRELATION_SQRT, axis=0))
 
-NAME = "fft_decorrelated"
-
 
 def spectrum_shape(size):
     """Shape (3, size, size // 2 + 1) of one image's real-FFT spectrum, per colour channel."""
@@ -64,6 +62,9 @@ def spectra_to_rgb(spectra, scale):
         float32 tensor (B, S, S, 3), RGB in (0, 1).
     """
     complex_spectra = tf.complex(spectra[:, 0] * scale, spectra[:, 1] * scale)
+    # Dividing by 4 (lucid's constant, found by trial) sets the image contrast per unit of spectrum:
+    # with `frequency_scale`'s factor `size`, unit-order spectra give sigmoid inputs of unit order,
+    # so neither the start nor an Adam step of `learning_rate` saturates the sigmoid at once.
     decorrelated = tf.signal.irfft2d(complex_spectra) / 4.0  # (B, 3, S, S)
     decorrelated = tf.transpose(decorrelated, [0, 2, 3, 1])  # (B, S, S, 3)
     rgb = tf.tensordot(decorrelated, tf.constant(COLOR_BASIS.T), axes=1)

@@ -7,47 +7,13 @@ path, and the graph is traced once per (batch size, image size): a short last ba
 with copies of its last unit rather than retraced.
 """
 
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 import tensorflow as tf
 
 from . import param
-from .transform import Transforms
+from .transform import frame
 
 _ADAM_BETA1, _ADAM_BETA2, _ADAM_EPSILON = 0.9, 0.999, 1e-8
-
-
-@dataclass(frozen=True)
-class RenderSettings:
-    """How to draw.
-
-    Attributes:
-        size: side of the optimized image, in pixels.
-        steps: Adam steps per image.
-        learning_rate: Adam learning rate on the spectrum.
-        batch_size: units optimized together.
-        decay_power: spectrum amplitude falls as 1 / f**decay_power.
-        transforms: the random robustness transforms.
-    """
-
-    size: int
-    steps: int
-    learning_rate: float = 0.05
-    batch_size: int = 16
-    decay_power: float = 1.0
-    transforms: Transforms = field(default_factory=Transforms)
-
-    def describe(self):
-        """JSON-ready description for unit records: everything that changes the image.
-
-        The batch size is left out: a unit's image does not depend on its batch.
-        """
-        settings = asdict(self)
-        del settings["batch_size"]
-        settings["transforms"] = self.transforms.describe()
-        settings["parameterization"] = param.NAME
-        return settings
 
 
 class Renderer:
@@ -117,6 +83,4 @@ class Renderer:
                 tf.sqrt(corrected_second) + _ADAM_EPSILON
             )
         images = param.spectra_to_rgb(spectra, self._scale)
-        pad = transforms.pad
-        framed = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], constant_values=0.5)
-        return images, self.objective(framed, units)
+        return images, self.objective(frame(images, transforms.pad), units)

@@ -1,27 +1,26 @@
-"""Synthetic atlas data for tests and benchmarks, exactly in the shape of docs/ARCHITECTURE.md.
+"""Synthetic atlas data for tests and benchmarks, built with the records contract's own builders.
 
 No model is involved: every image is a smooth, deterministic colour pattern, and every record,
-example and manifest follows the contract, written through `generator.store` like a real run.
-Importable by tests (`make_synthetic_atlas`, `filter_record`, `class_record`, ...) and runnable:
+example and manifest comes from `generator.records` and is written through `generator.store`
+like a real run. Importable (`make_synthetic_atlas`, `filter_record`, `class_record`, ...) and
+runnable:
 
-    python bench/make_synthetic_atlas.py OUT_DIR                 # full size: 4,224 filters + 1,000 classes
-    python bench/make_synthetic_atlas.py OUT_DIR --filters-per-layer 4 --classes 10 --examples
+    python -m generator.synthetic OUT_DIR                 # full size: 4,224 filters + 1,000 classes
+    python -m generator.synthetic OUT_DIR --filters-per-layer 4 --classes 10 --examples
 """
 
 import argparse
-import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from generator import store  # noqa: E402
-from generator.architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS, MODEL_NAME, NUM_CLASSES  # noqa: E402
-from generator.classes import load_classes  # noqa: E402
+from . import records, store
+from .architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS, NUM_CLASSES
+from .classes import load_classes
+from .fileio import atomic_write_json
+from .plan import DrawOptions, plan_layer
 
 SYNTHETIC_SHA256 = "0" * 64
 SYNTHETIC_VERSIONS = {"generator": "0.1.0", "tensorflow": "2.21.0", "keras": "3.15.1"}
@@ -55,16 +54,11 @@ def pattern_image(seed, size, noise=30.0):
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
-def _settings(objective, size, seed):
-    return {
-        "objective": objective,
-        "size": size,
-        "steps": 256,
-        "learning_rate": 0.05,
-        "parameterization": "fft_decorrelated",
-        "transforms": ["pad(8)", "jitter(8)", "scale(0.9,1.1)", "rotate(-10,10)"],
-        "seed": seed,
-    }
+def _settings(layer, size, seed, negative=False):
+    """The record settings a real run would write for `layer`, at image side `size`."""
+    plan = plan_layer(layer)
+    plan = replace(plan, settings=replace(plan.settings, size=size))
+    return plan.record_settings(seed, DrawOptions(negative=negative))
 
 
 def _provenance():
@@ -74,57 +68,30 @@ def _provenance():
         "versions": dict(SYNTHETIC_VERSIONS),
         "created": SYNTHETIC_CREATED,
         "seconds": 1.25,
+        "batch_size": 8,
     }
+
+
+def _scored(record, specific, robustness, flat):
+    quality = {"specificity": specific, "specificity_margin": 0.5 if specific else -0.5,
+               "robustness": robustness, "flat": flat}
+    return records.with_quality(record, quality)
 
 
 def filter_record(layer, index, size=32, negative=False):
     """The record of filter `index` of conv layer `layer` (e.g. "block4_conv2", 17)."""
-    kernel = "kernel.png" if layer == "block1_conv1" else None
-    return {
-        "schema": store.RECORD_SCHEMA,
-        "model": MODEL_NAME,
-        "layer": layer,
-        "index": index,
-        "kind": "filter",
-        "label": f"{layer} #{index}",
-        "wnid": None,
-        "url": f"{MODEL_NAME}/{layer}/{index}/",
-        "images": {
-            "master": "image.webp",
-            "thumb": "thumb.webp",
-            "negative": "negative.webp" if negative else None,
-            "kernel": kernel,
-        },
-        "settings": _settings("channel_preact", size, 1000 * CONV_LAYERS.index(CONV_LAYER_BY_NAME[layer]) + index),
-        "provenance": _provenance(),
-        "results": {
-            "objective": round(1.0 + index / 10, 3), "specific": index % 5 != 4, "specificity": 0.5,
-            "robustness": 0.75, "flat": index % 7 == 6,
-        },
-    }
+    seed = 1000 * CONV_LAYERS.index(CONV_LAYER_BY_NAME[layer]) + index
+    record = records.unit_record(layer, index, _settings(layer, size, seed, negative), _provenance(),
+                                 objective=1.0 + index / 10, negative=negative)
+    return _scored(record, specific=index % 5 != 4, robustness=0.75, flat=index % 7 == 6)
 
 
 def class_record(imagenet_class, size=32):
     """The record of the `predictions` unit of an `ImageNetClass`."""
-    return {
-        "schema": store.RECORD_SCHEMA,
-        "model": MODEL_NAME,
-        "layer": CLASS_LAYER,
-        "index": imagenet_class.index,
-        "kind": "class",
-        "label": imagenet_class.name,
-        "wnid": imagenet_class.wnid,
-        "url": f"{MODEL_NAME}/classes/{imagenet_class.dir_name}/",
-        "images": {"master": "image.webp", "thumb": "thumb.webp", "negative": None, "kernel": None},
-        "settings": _settings("class_logit", size, 900_000 + imagenet_class.index),
-        "provenance": _provenance(),
-        "results": {"objective": 20.0, "specific": True, "specificity": 1.5, "robustness": 0.8, "flat": False},
-    }
-
-
-def unit_dir(site_src, record):
-    """The directory of a record's unit under `site_src` (its URL is the directory)."""
-    return Path(site_src, record["url"])
+    record = records.unit_record(CLASS_LAYER, imagenet_class.index,
+                                 _settings(CLASS_LAYER, size, 900_000 + imagenet_class.index), _provenance(),
+                                 objective=20.0)
+    return _scored(record, specific=True, robustness=0.8, flat=False)
 
 
 def write_synthetic_unit(site_src, record):
@@ -137,58 +104,30 @@ def write_synthetic_unit(site_src, record):
     if record["images"]["kernel"]:
         kernel = pattern_image(seed + 1, 3, noise=0.0)
         images[record["images"]["kernel"]] = np.repeat(np.repeat(kernel, 32, axis=0), 32, axis=1)
-    store.write_unit(unit_dir(site_src, record), record, images)
+    store.write_unit(records.unit_dir(site_src, record["layer"], record["index"]), record, images)
 
 
-def build_manifest(records, has_top=True):
-    """The manifest (docs/ARCHITECTURE.md) describing `records`."""
-    computed = {}
-    for record in records:
-        computed[record["layer"]] = computed.get(record["layer"], 0) + 1
-    layers = {
-        layer.name: {
-            "filters": layer.filters,
-            "receptive_field": layer.receptive_field,
-            "computed": computed.get(layer.name, 0),
-            "quality": (
-                {"units": computed[layer.name], "specificity": 0.8, "robustness": 0.75, "flat": 0}
-                if computed.get(layer.name) else None
-            ),
-        }
-        for layer in CONV_LAYERS
-    }
-    layers[CLASS_LAYER] = {"filters": NUM_CLASSES, "computed": computed.get(CLASS_LAYER, 0), "quality": None}
-    return {
-        "schema": 1,
-        "model": MODEL_NAME,
-        "generator_version": SYNTHETIC_VERSIONS["generator"],
-        "weights": {"source": "embedded", "sha256": SYNTHETIC_SHA256, "has_top": has_top},
-        "updated": SYNTHETIC_CREATED,
-        "layers": layers,
-        "units": [
-            {
-                "layer": record["layer"],
-                "index": record["index"],
-                "kind": record["kind"],
-                "label": record["label"],
-                "url": record["url"],
-                "thumb": record["url"] + record["images"]["thumb"],
-            }
-            for record in records
-        ],
-    }
+def build_manifest(unit_records, has_top=True):
+    """The manifest (generator.records.manifest) describing `unit_records`."""
+    quality = {}
+    for record in unit_records:
+        quality[record["layer"]] = {"units": quality.get(record["layer"], {}).get("units", 0) + 1,
+                                    "specificity": 0.8, "robustness": 0.75, "flat": 0}
+    quality.pop(CLASS_LAYER, None)
+    weights = {"source": "embedded", "sha256": SYNTHETIC_SHA256, "has_top": has_top}
+    return records.manifest(records.sort_records(unit_records), weights, quality, SYNTHETIC_CREATED)
 
 
-def write_synthetic_examples(site_src, records, unit_indices=(0, 17)):
+def write_synthetic_examples(site_src, unit_records, unit_indices=(0, 17)):
     """Write the example photos and top_examples.json for the filters among `records` whose
     index is in `unit_indices` (the "asked units"); every example is in every such unit's top-k.
 
-    Files and fields follow docs/ARCHITECTURE.md except maps.npz, which the site does not read.
+    Files and fields follow generator.records except maps.npz, which the site does not read.
     Returns the example records.
     """
-    examples_dir = Path(site_src, "examples")
+    examples_dir = Path(site_src, records.EXAMPLES_DIR)
     classes = load_classes()
-    asked = [r for r in records if r["kind"] == "filter" and r["index"] in unit_indices]
+    asked = [r for r in unit_records if r["kind"] == "filter" and r["index"] in unit_indices]
     examples = []
     top = {f"{r['layer']}/{r['index']}": [] for r in asked}
     for number, (slug, title, licence, source) in enumerate(SYNTHETIC_EXAMPLES):
@@ -217,7 +156,7 @@ def write_synthetic_examples(site_src, records, unit_indices=(0, 17)):
             })
         example = {
             "schema": 1, "slug": slug, "title": title, "source": source, "licence": licence,
-            "url": f"examples/{slug}/", "photo": "photo.webp",
+            "url": records.example_url(slug), "photo": "photo.webp",
             "predictions": [
                 {"index": c.index, "wnid": c.wnid, "label": c.name, "probability": round(0.5 / (rank + 1), 4)}
                 for rank, c in enumerate((top_class, classes[282], other_class))
@@ -233,9 +172,9 @@ def write_synthetic_examples(site_src, records, unit_indices=(0, 17)):
         store.save_image(examples_dir / slug / "photo.webp", pattern_image(10 + number, PHOTO_SIZE))
         for offset, entry in enumerate(maps):
             store.save_image(examples_dir / slug / entry["overlay"], pattern_image(20 + 4 * number + offset, PHOTO_SIZE))
-        store.atomic_write_json(examples_dir / slug / "example.json", example)
+        atomic_write_json(examples_dir / slug / "example.json", example)
         examples.append(example)
-    store.atomic_write_json(examples_dir / "top_examples.json", top)
+    atomic_write_json(examples_dir / "top_examples.json", top)
     return examples
 
 
@@ -260,19 +199,19 @@ def make_synthetic_atlas(
         examples: also write the example photos and top_examples.json.
         has_top: the manifest's weights.has_top (class images need the ImageNet head).
     """
-    records = []
+    unit_records = []
     for layer in CONV_LAYERS:
         count = layer.filters if filters_per_layer is None else min(filters_per_layer, layer.filters)
         indices = sorted(set(range(count)) | set((filter_indices or {}).get(layer.name, ())))
-        records += [filter_record(layer.name, index, image_size, negative=index == 0) for index in indices]
+        unit_records += [filter_record(layer.name, index, image_size, negative=index == 0) for index in indices]
     classes = load_classes()
     chosen = range(NUM_CLASSES) if class_indices is None else sorted(set(class_indices))
-    records += [class_record(classes[index], image_size) for index in chosen]
-    for record in records:
+    unit_records += [class_record(classes[index], image_size) for index in chosen]
+    for record in unit_records:
         write_synthetic_unit(site_src, record)
     if examples:
-        write_synthetic_examples(site_src, records)
-    manifest = build_manifest(records, has_top=has_top)
+        write_synthetic_examples(site_src, unit_records)
+    manifest = build_manifest(unit_records, has_top=has_top)
     store.write_manifest(site_src, manifest)
     return manifest
 

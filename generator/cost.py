@@ -1,0 +1,161 @@
+"""What a selection costs to draw, and how to split it into balanced shards.
+
+The cost of one drawing batch is counted in floating-point operations: every optimization step
+runs the network forward to the unit's layer and back to the input (the backward pass to the
+input costs about as much as the forward pass; no weight gradients are needed), on
+`batch_size` images of the plan's input size, whether the batch is full or not (a short batch
+is padded). The layer's quality pass adds five forward passes per image. FLOPs become seconds
+through a per-layer calibration measured on this kind of machine by `bench/calibrate_cost.py`
+and committed in `generator/data/cost_calibration.json`; other machines are stated as
+assumptions (ASSUMPTIONS below).
+
+Shards: the selection is cut into work items, per layer, of one plan batch each (consecutive
+units in selection order), or of one unit each when there are fewer batches than shards; the
+items are placed longest first, each on the shard with the least cost so far (greedy LPT, ties
+to the lower shard index). A unit's shard therefore depends only on the selection, the plan,
+the calibration and the shard count, never on what is already drawn.
+"""
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from .architecture import CLASS_LAYER, CONV_LAYERS, NUM_CLASSES
+from .plan import DrawOptions, plan_layer
+
+CALIBRATION_PATH = Path(__file__).resolve().parent / "data" / "cost_calibration.json"
+QUALITY_PASSES = 5  # the image and its four robustness variants, forward only
+CLASS_HEAD_FLOPS = 2 * (7 * 7 * 512 * 4096 + 4096 * 4096 + 4096 * NUM_CLASSES)
+JOB_LIMIT_HOURS = 6.0  # GitHub-hosted runners stop a job after 6 hours
+JOB_TARGET_HOURS = 4.5  # what a shard may be estimated at, leaving a margin for the estimate's error
+
+ASSUMPTIONS = {
+    "runner_speedup": 2.0,  # a GitHub-hosted 4-vCPU runner draws 2x as fast as this 2-vCPU machine
+    "gpu_flops_per_second": 20e12,  # one modern GPU, sustained, on these 3x3 convolutions at batch 8-64
+}
+
+
+def forward_flops(layer, side):
+    """FLOPs (2 per multiply-add) of VGG16 up to and including `layer` on one side x side image.
+
+    Classes ("predictions") count the whole conv base at `side` and the dense head.
+    """
+    total, channels, size, block = 0, 3, side, 1
+    for conv in CONV_LAYERS:
+        if conv.block != block:
+            size, block = size // 2, conv.block
+        total += 2 * size * size * 9 * channels * conv.filters
+        channels = conv.filters
+        if conv.name == layer:
+            return total
+    if layer == CLASS_LAYER:
+        return total + CLASS_HEAD_FLOPS
+    raise KeyError(layer)
+
+
+def plan_fingerprint(options=DrawOptions()):
+    """A short hash of every layer's drawing plan under `options`; it changes when the plan does."""
+    plans = {layer: _plan_summary(layer, options) for layer in _all_layers()}
+    return hashlib.sha256(json.dumps(plans, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _all_layers():
+    return [layer.name for layer in CONV_LAYERS] + [CLASS_LAYER]
+
+
+def _plan_summary(layer, options):
+    plan = plan_layer(layer, options)
+    return {"input": plan.input_size, "steps": plan.settings.steps, "batch": plan.settings.batch_size}
+
+
+@cache
+def load_calibration(path=CALIBRATION_PATH):
+    """The committed calibration: {"seconds_per_gflop": {layer: s}, "machine": ..., "plan": fingerprint}."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class BatchCost:
+    """The cost of one drawing batch of a layer under a plan.
+
+    Attributes:
+        layer: the layer.
+        batch_size: images per batch (a short batch costs as much as a full one).
+        flops: FLOPs of the whole batch: steps x (forward + backward) + the quality passes.
+        seconds: `flops` at this machine's calibrated speed for the layer.
+    """
+
+    layer: str
+    batch_size: int
+    flops: float
+    seconds: float
+
+
+def batch_cost(layer, options=DrawOptions(), calibration=None):
+    """The `BatchCost` of one batch of `layer` drawn under `options`."""
+    calibration = calibration or load_calibration()
+    plan = plan_layer(layer, options)
+    per_image_step = 2 * forward_flops(layer, plan.input_size)
+    passes = plan.settings.steps * (2 if options.negative else 1) + QUALITY_PASSES / 2
+    flops = plan.settings.batch_size * per_image_step * passes
+    return BatchCost(layer, plan.settings.batch_size, flops,
+                     flops / 1e9 * calibration["seconds_per_gflop"][layer])
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """Units drawn together in one shard: consecutive units of one layer, at most one batch."""
+
+    units: tuple
+    seconds: float
+    flops: float
+
+
+def work_items(units, shard_count, options=DrawOptions(), calibration=None):
+    """Cut `units` (selection order) into work items: one plan batch each, or one unit each when
+    the selection has fewer batches than `shard_count`. A unit's cost is a full batch's share."""
+    by_layer = {}
+    for unit in units:
+        by_layer.setdefault(unit.layer, []).append(unit)
+    costs = {layer: batch_cost(layer, options, calibration) for layer in by_layer}
+    batches = sum(math.ceil(len(group) / costs[layer].batch_size) for layer, group in by_layer.items())
+    items = []
+    for layer, group in by_layer.items():
+        cost = costs[layer]
+        size = cost.batch_size if batches >= shard_count else 1
+        for start in range(0, len(group), size):
+            chunk = tuple(group[start : start + size])
+            share = len(chunk) / cost.batch_size if size == 1 else 1.0
+            items.append(WorkItem(chunk, cost.seconds * share, cost.flops * share))
+    return items
+
+
+def partition(units, shard_count, options=DrawOptions(), calibration=None):
+    """Split `units` into `shard_count` shards of about equal estimated cost (greedy LPT).
+
+    Returns:
+        list of `shard_count` lists of WorkItem; within a shard, items keep selection order.
+    """
+    items = work_items(units, shard_count, options, calibration)
+    order = sorted(range(len(items)), key=lambda i: (-items[i].seconds, i))
+    loads = [0.0] * shard_count
+    assigned = [[] for _ in range(shard_count)]
+    for i in order:
+        shard = min(range(shard_count), key=lambda s: (loads[s], s))
+        loads[shard] += items[i].seconds
+        assigned[shard].append(i)
+    return [[items[i] for i in sorted(indices)] for indices in assigned]
+
+
+def shard_units(units, shard_index, shard_count, options=DrawOptions(), calibration=None):
+    """The units of shard `shard_index` of `shard_count`, in selection order."""
+    shard = partition(units, shard_count, options, calibration)[shard_index]
+    return [unit for item in shard for unit in item.units]
+
+
+def shard_seconds(shards):
+    """Estimated seconds of each shard (a list from `partition`) on this machine."""
+    return [sum(item.seconds for item in shard) for shard in shards]

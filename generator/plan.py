@@ -1,0 +1,159 @@
+"""How each layer is drawn: the typed drawing options and the per-layer plans they give.
+
+`DrawOptions` holds every choice a user makes about drawing (the `--quality` defaults and the
+overrides), validated when it is made, before TensorFlow is imported. `plan_layer` turns it into
+a `LayerPlan` for one layer: render settings (image size matched to the receptive field, steps,
+transforms) and the objective, whose record settings decide whether a drawn unit is still
+current (resume). Nothing here imports TensorFlow.
+"""
+
+import math
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from .architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS
+from .errors import UserError
+from .optvis.settings import Readout, RenderSettings, Transforms
+
+
+class Quality(Enum):
+    """The drawing defaults: a CPU-sized preview, or the full atlas."""
+
+    PREVIEW = "preview"
+    FULL = "full"
+
+
+class Precision(Enum):
+    """The network's compute precision while drawing (quality is always measured in float32)."""
+
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+
+
+class Objective(Enum):
+    """What a unit's image maximizes, as the records name it."""
+
+    CHANNEL = "channel_preact"  # a conv channel's mean pre-ReLU activation
+    NEURON = "neuron_preact"  # a conv channel at the central position only
+    CLASS_LOGIT = "class_logit"  # a class's pre-softmax logit
+
+    @property
+    def readout(self):
+        """Where `generator.optvis.objectives.layer_scores` reads the layer."""
+        return Readout.CENTER if self is Objective.NEURON else Readout.CHANNEL_MEAN
+
+
+# Image side per block, matched to the receptive field: a channel image holds a few copies of
+# the unit's feature. Classes see the full 224 px input of the dense head.
+FULL_SIZES = {1: 48, 2: 64, 3: 96, 4: 128, 5: 160}
+PREVIEW_SIZES = {1: 48, 2: 48, 3: 64, 4: 80, 5: 80}
+STEPS = {Quality.FULL: 512, Quality.PREVIEW: 128}
+BATCH_SIZES = {1: 64, 2: 32, 3: 16, 4: 8, 5: 8}
+CLASS_INPUT_SIZE = 224
+CLASS_BATCH_SIZE = 8
+# The first conv layer is linear in the pixels: its channel mean is maximized by a flat colour,
+# so it is drawn as a neuron (the central window), which recovers the kernel's pattern. Its
+# image holds a few receptive fields around the centre.
+NEURON_LAYER = CONV_LAYERS[0]
+NEURON_SIZE = 11
+
+# The `--preview` selection: every layer, a stable sample of a few units each.
+PREVIEW_LAYERS = "block1..block5"
+PREVIEW_PER_LAYER = 3
+
+# Documented ranges of the overrides (README "Drawing").
+STEPS_RANGE = (1, 100_000)
+SIZE_RANGE = (8, 1024)
+LEARNING_RATE_MAX = 10.0
+BATCH_RANGE = (1, 1024)
+SEED_RANGE = (0, 2**31 - 1)
+
+
+def _check_range(name, value, low, high):
+    if value is not None and not low <= value <= high:
+        raise UserError(f"--{name} must be at least {low:,} and at most {high:,} (got {value})")
+
+
+@dataclass(frozen=True)
+class DrawOptions:
+    """Every drawing choice of a run; None keeps the per-layer default.
+
+    Attributes:
+        quality: the defaults, Quality.FULL or Quality.PREVIEW.
+        size: image side in pixels (filters only), 8..1024.
+        steps: optimization steps, 1..100,000.
+        learning_rate: Adam learning rate, finite, in (0, 10].
+        batch_size: units drawn together, 1..1,024 (does not change the images).
+        seed: run-wide seed mixed into every unit's seed, 0..2**31-1.
+        precision: Precision.FLOAT32 or Precision.BFLOAT16.
+        negative: also draw the image that minimizes each unit.
+        resume: skip units already complete with the same settings (False: --force).
+    """
+
+    quality: Quality = Quality.FULL
+    size: int | None = None
+    steps: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    seed: int = 0
+    precision: Precision = Precision.FLOAT32
+    negative: bool = False
+    resume: bool = True
+
+    def __post_init__(self):
+        _check_range("size", self.size, *SIZE_RANGE)
+        _check_range("steps", self.steps, *STEPS_RANGE)
+        _check_range("batch-size", self.batch_size, *BATCH_RANGE)
+        _check_range("seed", self.seed, *SEED_RANGE)
+        rate = self.learning_rate
+        if rate is not None and not (math.isfinite(rate) and 0 < rate <= LEARNING_RATE_MAX):
+            raise UserError(f"--learning-rate must be a number above 0 and at most {LEARNING_RATE_MAX:g} "
+                            f"(got {rate})")
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """How one layer is drawn: render settings plus what the objective reads."""
+
+    layer: str
+    settings: RenderSettings
+    objective: Objective
+
+    def record_settings(self, seed, options):
+        """The settings part of a unit record: everything that changes the images."""
+        return {"objective": self.objective.value, **self.settings.describe(), "seed": seed,
+                "negative": options.negative, "precision": options.precision.value}
+
+    @property
+    def input_size(self):
+        """Side of what the network sees: the image plus its framing pad on each side."""
+        return self.settings.transforms.output_size(self.settings.size)
+
+
+def _overrides(options):
+    fields = dict(steps=options.steps, learning_rate=options.learning_rate, batch_size=options.batch_size)
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def plan_layer(layer, options=DrawOptions()):
+    """The drawing plan of `layer` (a conv layer name or "predictions") under `options`."""
+    steps = STEPS[options.quality]
+    if layer == CLASS_LAYER:
+        transforms = Transforms(pad=16, jitter=16)
+        settings = RenderSettings(size=CLASS_INPUT_SIZE - 2 * transforms.pad, steps=steps,
+                                  batch_size=CLASS_BATCH_SIZE, transforms=transforms)
+        if options.size is not None and options.size != settings.size:
+            raise UserError(f"class images have a fixed size ({settings.size} px + padding = {CLASS_INPUT_SIZE} "
+                            "px, the dense head's input); drop --size for classes")
+        return LayerPlan(layer, replace(settings, **_overrides(options)), Objective.CLASS_LOGIT)
+    conv = CONV_LAYER_BY_NAME[layer]
+    if conv == NEURON_LAYER:
+        transforms = Transforms(pad=2, jitter=1, scale_range=(1.0, 1.0), rotate_degrees=0.0)
+        settings = RenderSettings(size=options.size or NEURON_SIZE, steps=steps,
+                                  batch_size=BATCH_SIZES[conv.block], transforms=transforms)
+        return LayerPlan(layer, replace(settings, **_overrides(options)), Objective.NEURON)
+    default_size = (PREVIEW_SIZES if options.quality is Quality.PREVIEW else FULL_SIZES)[conv.block]
+    transforms = Transforms(pad=max(4, default_size // 12), jitter=max(2, default_size // 16))
+    settings = RenderSettings(size=options.size or default_size, steps=steps,
+                              batch_size=BATCH_SIZES[conv.block], transforms=transforms)
+    return LayerPlan(layer, replace(settings, **_overrides(options)), Objective.CHANNEL)
