@@ -7,8 +7,8 @@ Renderer is timed at K steps and at 0 steps (the per-batch set-up), interleaved,
 repetitions; the marginal seconds per image-step divided by the FLOPs of one image-step
 (generator.cost.forward_flops, forward + backward) gives seconds per GFLOP for the layer.
 
-The machine is shared, so the headline is process CPU time divided by the cores TensorFlow
-uses (what the wall time would be on an idle machine); wall time is kept beside it. Rerun it
+Wall time is what a shard job spends, so it is the calibration; run it on a quiet machine (the
+load average is printed and recorded: above 1.0 on 2 cores the numbers run high). Rerun it
 after any change of the drawing plan (a test compares the plan fingerprint it records):
 
     python bench/calibrate_cost.py                 # about 5 minutes here
@@ -48,13 +48,13 @@ CLASS_STEPS = 2
 
 
 def timed(call):
-    wall, cpu = time.perf_counter(), time.process_time()
+    began = time.perf_counter()
     call()
-    return time.perf_counter() - wall, time.process_time() - cpu
+    return time.perf_counter() - began
 
 
 def measure(model, layer, reps):
-    """{"wall", "cpu"}: seconds per image-step of `layer` at its full plan (marginal over set-up)."""
+    """Median wall seconds per image-step of `layer` at its full plan (marginal over set-up)."""
     plan = plan_layer(layer)
     steps = CLASS_STEPS if layer == CLASS_LAYER else STEPS[int(layer[5])]
     objective = unit_objective(layer_scores(model, layer, preprocess, plan.objective.readout))
@@ -64,13 +64,11 @@ def measure(model, layer, reps):
     set_up = Renderer(objective, replace(plan.settings, steps=0))
     with_steps.render(units, seeds)  # trace and warm up
     set_up.render(units, seeds)
-    samples = {"wall": [], "cpu": []}
+    samples = []
     for _ in range(reps):
-        full = timed(lambda: with_steps.render(units, seeds))
-        empty = timed(lambda: set_up.render(units, seeds))
-        for key, index in (("wall", 0), ("cpu", 1)):
-            samples[key].append((full[index] - empty[index]) / (steps * batch))
-    return {key: float(np.median(values)) for key, values in samples.items()}
+        full, empty = timed(lambda: with_steps.render(units, seeds)), timed(lambda: set_up.render(units, seeds))
+        samples.append((full - empty) / (steps * batch))
+    return float(np.median(samples))
 
 
 def main(argv=None):
@@ -82,26 +80,23 @@ def main(argv=None):
     layers = args.layers.split(",") if args.layers else [layer.name for layer in CONV_LAYERS] + [CLASS_LAYER]
     # Random weights: the speed does not depend on them. The conv base takes any input size.
     with_head, conv_base = build_vgg16(include_top=True), build_vgg16(include_top=False)
-    calibration = {"seconds_per_gflop": {}, "wall_seconds_per_gflop": {}}
     try:
         calibration = dict(cost.load_calibration())
     except FileNotFoundError:
-        pass
+        calibration = {"seconds_per_gflop": {}}
+    load_before = os.getloadavg()[0]
     for layer in layers:
         plan = plan_layer(layer)
         gflop = 2 * cost.forward_flops(layer, plan.input_size) / 1e9
         seconds = measure(with_head if layer == CLASS_LAYER else conv_base, layer, args.reps)
-        idle = seconds["cpu"] / CORES
-        calibration["seconds_per_gflop"][layer] = round(idle / gflop, 6)
-        calibration["wall_seconds_per_gflop"][layer] = round(seconds["wall"] / gflop, 6)
+        calibration["seconds_per_gflop"][layer] = round(seconds / gflop, 6)
         print(f"{layer:<14} input {plan.input_size:>3} px  {gflop:8.2f} GFLOP/image-step  "
-              f"{idle * 1e3:8.1f} ms idle-equivalent ({seconds['wall'] * 1e3:.1f} ms wall)  "
-              f"{gflop / idle:6.1f} GFLOP/s", flush=True)
+              f"{seconds * 1e3:8.1f} ms/image-step  {gflop / seconds:6.1f} GFLOP/s", flush=True)
     calibration.update(
         machine=f"{platform.machine()}, {CORES} cores, {platform.processor() or 'unknown processor'}",
         measured=utc_now(), plan=cost.plan_fingerprint(), tensorflow=tf.__version__,
-        method="process CPU seconds / cores per image-step, marginal over a 0-step call, median of "
-               f"{args.reps}; bench/calibrate_cost.py",
+        method=f"wall seconds per image-step, marginal over a 0-step call, median of {args.reps}, load average "
+               f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}; bench/calibrate_cost.py",
     )
     if args.dry_run:
         print(json.dumps(calibration, indent=1))

@@ -44,11 +44,6 @@ def kernel_image(kernel):
     return picture
 
 
-def weights_summary(loaded):
-    """The manifest's description of the weights: {"source", "sha256", "has_top"}."""
-    return {"source": loaded.source, "sha256": loaded.sha256, "has_top": loaded.has_top}
-
-
 class AtlasRun:
     """One compute run over a selection of units.
 
@@ -82,7 +77,7 @@ class AtlasRun:
         skipped = len(units) - len(pending)
         if skipped:
             self.log(f"resume: {skipped} of {len(units)} units already complete with these settings")
-        measured = self._measured_quality()
+        measured = store.recorded_quality(self.site_src, self.log)
         bar = self.progress(len(pending)) if self.progress and pending else None
         summaries = {}
         try:
@@ -92,24 +87,15 @@ class AtlasRun:
                     self._draw_layer(plans[layer], layer_units, bar)
                 # A layer with nothing new keeps its measured quality; it is measured when it
                 # changed, was never measured, or holds units a killed run left unscored.
-                if layer_units or layer not in measured or scoring.needs_scoring(self.site_src, layer):
+                if layer_units or layer not in measured or store.needs_scoring(self.site_src, layer):
                     measured[layer] = scoring.score_layer(self.loaded.model, self.site_src, plans[layer],
                                                           self.loaded.sha256, self.log)
                 summaries[layer] = measured[layer]
         finally:
             if bar is not None:
                 bar.close()
-        scoring.write_manifest(self.site_src, weights_summary(self.loaded), measured)
+        store.update_manifest(self.site_src, self.loaded.manifest_weights, measured)
         return summaries
-
-    def _measured_quality(self):
-        """{layer: quality} of the manifest on disk; {} when there is none or it is invalid."""
-        try:
-            manifest = store.read_manifest(self.site_src) or {}
-        except records.InvalidRecord as error:
-            self.log(f"warning: {error}")
-            manifest = {}
-        return {layer: entry["quality"] for layer, entry in manifest.get("layers", {}).items() if entry["quality"]}
 
     def _settings(self, unit, plan):
         return plan.record_settings(unit.seed(self.options.seed), self.options)

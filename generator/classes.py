@@ -18,7 +18,9 @@ from generator.errors import UserError
 
 CLASS_INDEX_PATH = Path(__file__).resolve().parent / "data" / "imagenet_classes.json"
 
-_WNID_PATTERN = re.compile(r"n\d{8}")
+_WNID_PATTERN = re.compile(r"n[0-9]{8}")
+_INDEX_PATTERN = re.compile(r"[0-9]+")
+MAX_QUERY_LENGTH = 100  # no class name is longer; longer queries are refused without a search
 _NON_SLUG_RUN = re.compile(r"[^a-z0-9]+")
 
 
@@ -145,7 +147,10 @@ def find_class(query: str) -> ImageNetClass:
     """
     text = query.strip()
     classes = load_classes()
-    if text.isdigit():
+    if len(text) > MAX_QUERY_LENGTH:
+        raise UserError(f"class query {text[:40]!r}... is {len(text):,} characters long; no ImageNet class name "
+                        f"is longer than {MAX_QUERY_LENGTH}")
+    if _INDEX_PATTERN.fullmatch(text):
         index = int(text)
         if index >= len(classes):
             raise UserError(f"class index {index} is out of range: ImageNet classes are 0..{len(classes) - 1}")

@@ -159,3 +159,54 @@ def shard_units(units, shard_index, shard_count, options=DrawOptions(), calibrat
 def shard_seconds(shards):
     """Estimated seconds of each shard (a list from `partition`) on this machine."""
     return [sum(item.seconds for item in shard) for shard in shards]
+
+
+MAX_MATRIX_SHARDS = 256  # a GitHub Actions matrix holds at most 256 jobs
+
+
+def plan_report(units, shard_count=None, options=DrawOptions(), calibration=None):
+    """What drawing `units` costs, overall, per layer and per shard (the `--plan` output).
+
+    Returns a JSON-ready dict: "units"; "layers" {layer: {"units", "cpu_hours"}}; "cpu_hours" (this
+    machine, from the calibration), "runner_hours" (a 4-vCPU GitHub runner) and "gpu_hours" (one
+    GPU), both under ASSUMPTIONS; "min_shards_under_6h" (the smallest shard count whose costliest
+    shard is estimated under JOB_TARGET_HOURS on a runner, or None past MAX_MATRIX_SHARDS); and,
+    when `shard_count` is given, "shards", "shard_runner_hours" and "max_over_mean".
+    """
+    calibration = calibration or load_calibration()
+    speedup = ASSUMPTIONS["runner_speedup"]
+    items = work_items(units, 1, options, calibration)
+    layers = {}
+    for item in items:
+        entry = layers.setdefault(item.units[0].layer, {"units": 0, "cpu_hours": 0.0})
+        entry["units"] += len(item.units)
+        entry["cpu_hours"] += item.seconds / 3600
+    cpu_seconds = sum(item.seconds for item in items)
+    report = {
+        "units": len(units),
+        "layers": {layer: {"units": e["units"], "cpu_hours": round(e["cpu_hours"], 3)} for layer, e in layers.items()},
+        "cpu_hours": round(cpu_seconds / 3600, 3),
+        "runner_hours": round(cpu_seconds / speedup / 3600, 3),
+        "gpu_hours": round(sum(item.flops for item in items) / ASSUMPTIONS["gpu_flops_per_second"] / 3600, 3),
+        "assumptions": dict(ASSUMPTIONS, calibration_machine=calibration.get("machine"),
+                            job_target_hours=JOB_TARGET_HOURS),
+        "min_shards_under_6h": min_shards(units, options, calibration),
+    }
+    if shard_count:
+        hours = [seconds / speedup / 3600 for seconds in shard_seconds(partition(units, shard_count, options,
+                                                                                  calibration))]
+        mean = sum(hours) / len(hours)
+        report.update(shards=shard_count, shard_runner_hours=[round(h, 3) for h in hours],
+                      max_over_mean=round(max(hours) / mean, 3) if mean else None)
+    return report
+
+
+def min_shards(units, options=DrawOptions(), calibration=None):
+    """The smallest shard count whose costliest shard fits JOB_TARGET_HOURS on a GitHub runner."""
+    calibration = calibration or load_calibration()
+    limit = JOB_TARGET_HOURS * 3600 * ASSUMPTIONS["runner_speedup"]  # in this machine's seconds
+    total = sum(item.seconds for item in work_items(units, 1, options, calibration))
+    for count in range(max(1, math.ceil(total / limit)), MAX_MATRIX_SHARDS + 1):
+        if max(shard_seconds(partition(units, count, options, calibration))) <= limit:
+            return count
+    return None

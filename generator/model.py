@@ -19,11 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import keras
 import tensorflow as tf
 
+from generator import sources
 from generator import weights as embedded
+from generator.fileio import sha256_file
 from generator.errors import UserError
 
 # Where Keras' VGG16(weights="imagenet") fetches the full weights file, and what it calls it.
@@ -35,7 +36,6 @@ IMAGENET_WEIGHTS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
 PROBE_TIMEOUT_SECONDS = 5.0
 
 TOP_INPUT_SIZE = 224
-FC1_KERNEL_SHAPE = (7 * 7 * 512, 4096)
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 ALTERNATIVES = "use --weights embedded (offline conv base) or --weights PATH (a Keras weights file)"
 
@@ -58,6 +58,11 @@ class LoadedModel:
     source: str
     sha256: str
     has_top: bool
+
+    @property
+    def manifest_weights(self) -> dict:
+        """How the manifest describes these weights: {"source", "sha256", "has_top"}."""
+        return {"source": self.source, "sha256": self.sha256, "has_top": self.has_top}
 
 
 def _log_to_stderr(message: str) -> None:
@@ -126,7 +131,7 @@ def _load_imagenet(include_top: bool | None) -> LoadedModel:
     except Exception as error:  # urllib, OSError, ValueError (hash) all end here
         message = " ".join(str(error).split())[:200]
         raise UserError(f"cannot load the ImageNet weights ({message}); {ALTERNATIVES}") from error
-    sha256 = embedded.sha256_file(cache_file)
+    sha256 = sha256_file(cache_file)
     if include_top is False:
         return LoadedModel(conv_base_of(model), "imagenet", sha256, has_top=False)
     return LoadedModel(model, "imagenet", sha256, has_top=True)
@@ -160,36 +165,14 @@ def _try_load(model: keras.Model, path: Path) -> bool:
     return True
 
 
-def _holds_head_weights(path: Path) -> bool:
-    """True when the HDF5 file has a dataset shaped like the fc1 kernel (25088, 4096).
-
-    A file without one cannot fill the head, so the (slow, 528 MB) full model is not tried.
-    """
-    found = []
-
-    def visit(_name, item):
-        if isinstance(item, h5py.Dataset) and item.shape == FC1_KERNEL_SHAPE:
-            found.append(item)
-            return True  # stops the visit
-        return None
-
-    with h5py.File(path, "r") as handle:
-        handle.visititems(visit)
-    return bool(found)
-
-
 def _load_path(path: Path, include_top: bool | None) -> LoadedModel:
     """Load a weights file into VGG16 with its head if the file has head weights, else without."""
-    if not path.is_file():
-        raise UserError(
-            f"weights file {path} does not exist; give a Keras .weights.h5 or .h5 file, "
-            "or use --weights embedded or --weights imagenet"
-        )
-    if not path.name.endswith(".h5") or not h5py.is_hdf5(path):
-        raise UserError(f"weights file {path} is not a Keras .weights.h5 or .h5 (HDF5) file, or is corrupt")
+    problem = sources.path_problem(path)
+    if problem:
+        raise UserError(problem)
     try:
-        sha256 = embedded.sha256_file(path)
-        candidates = (True, False) if _holds_head_weights(path) else (False,)
+        sha256 = sha256_file(path)
+        candidates = (True, False) if sources.holds_head_weights(path) else (False,)
         if include_top and True not in candidates:
             raise UserError(f"weights file {path} has no ImageNet head; drop the class outputs or use another file")
         for has_top in candidates:

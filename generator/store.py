@@ -19,7 +19,7 @@ from PIL import Image
 
 from . import records
 from .architecture import MODEL_NAME
-from .fileio import UnreadableJson, atomic_write_bytes, atomic_write_json, read_json
+from .fileio import UnreadableJson, atomic_write_bytes, atomic_write_json, read_json, remove_stale_temporaries
 from .errors import UserError
 
 THUMB_SIZE = 96
@@ -53,11 +53,14 @@ def encode_image(rgb, file_name, quality=MASTER_QUALITY):
     return buffer.getvalue()
 
 
+def encode_for(name, rgb):
+    """`rgb` encoded for the file `name`: thumbnails at THUMB_QUALITY, others at MASTER_QUALITY."""
+    return encode_image(rgb, name, THUMB_QUALITY if name.startswith("thumb") else MASTER_QUALITY)
+
+
 def save_image(path, rgb):
     """Atomically save a uint8 (H, W, 3) RGB array as WebP or PNG, by `path`'s extension."""
-    name = Path(path).name
-    quality = THUMB_QUALITY if name.startswith("thumb") else MASTER_QUALITY
-    atomic_write_bytes(path, encode_image(rgb, name, quality))
+    atomic_write_bytes(path, encode_for(Path(path).name, rgb))
 
 
 def thumbnail(rgb, size=THUMB_SIZE):
@@ -83,10 +86,15 @@ def write_unit(unit_dir, record, images):
         record: the unit record (generator.records); written last as unit.json.
         images: file name -> uint8 (H, W, 3) RGB array, e.g. {"image.webp": ..., "thumb.webp": ...}.
     """
+    write_unit_files(unit_dir, record, {name: encode_for(name, rgb) for name, rgb in images.items()})
+
+
+def write_unit_files(unit_dir, record, files):
+    """Write one unit's encoded files ({name: bytes}), then its record, as `write_unit` does."""
     unit_dir = Path(unit_dir)
     (unit_dir / records.UNIT_RECORD_NAME).unlink(missing_ok=True)
-    for file_name, rgb in images.items():
-        save_image(unit_dir / file_name, rgb)
+    for file_name, data in files.items():
+        atomic_write_bytes(unit_dir / file_name, data)
     atomic_write_json(unit_dir / records.UNIT_RECORD_NAME, record)
 
 
@@ -176,13 +184,67 @@ def read_manifest(site_src):
     return _checked(path, manifest, records.manifest_problem(manifest))
 
 
+def layer_records(site_src, layer, on_invalid=None):
+    """[(unit directory, record)] of every valid record of `layer` under `site_src`, by index."""
+    found = []
+    for directory in unit_dirs(site_src, layer):
+        try:
+            found.append((directory, read_record(directory)))
+        except records.InvalidRecord as error:
+            if on_invalid is None:
+                raise
+            on_invalid(error)
+    return sorted(found, key=lambda pair: pair[1]["index"])
+
+
+def needs_scoring(site_src, layer):
+    """True when some unit of `layer` has no quality figures yet (e.g. a run killed before scoring)."""
+    return any(not records.is_scored(record) for _, record in layer_records(site_src, layer, on_invalid=_ignore))
+
+
+def _ignore(_error):
+    pass
+
+
+def recorded_quality(site_src, log=print):
+    """{layer: quality} of the manifest on disk; {} when there is none or it is invalid (said in one line)."""
+    try:
+        manifest = read_manifest(site_src) or {}
+    except records.InvalidRecord as error:
+        log(f"warning: {error}")
+        manifest = {}
+    return {layer: entry["quality"] for layer, entry in manifest.get("layers", {}).items() if entry["quality"]}
+
+
+def update_manifest(site_src, weights, quality):
+    """Write site_src/vgg16/manifest.json from the records on disk and {layer: quality summary}.
+
+    `weights`: {"source", "sha256", "has_top"}. The `updated` timestamp changes only when the
+    rest of the manifest does, so a run that changed nothing leaves the file byte-identical.
+    Returns the manifest.
+    """
+    unit_records = read_records(site_src, on_invalid=_ignore)
+    try:
+        previous = read_manifest(site_src)
+    except records.InvalidRecord:
+        previous = None
+    if previous is not None:
+        unchanged = records.manifest(unit_records, weights, quality, previous.get("updated"))
+        if unchanged == previous:
+            return previous
+    manifest = records.manifest(unit_records, weights, quality, records.utc_now())
+    write_manifest(site_src, manifest)
+    return manifest
+
+
 @contextmanager
 def output_lock(site_src):
     """Hold the lock of an output directory for the duration of a run.
 
     The lock is an advisory file lock (`filelock`), released by the system when its process
     dies, so a killed run never blocks the next one. Beside it, `.atlas.lock.json` says who
-    holds it. Raises UserError (one line naming the holder) when another run holds it.
+    holds it. Raises UserError (one line naming the holder) when another run holds it. Once
+    held, the temporaries a killed run left behind are removed (no live run owns them).
     """
     site_src = Path(site_src)
     lock = filelock.FileLock(site_src / LOCK_NAME, timeout=0)
@@ -197,6 +259,7 @@ def output_lock(site_src):
             "pid": os.getpid(), "host": socket.gethostname(), "since": records.utc_now(),
             "command": " ".join(sys.argv)[:300],
         })
+        remove_stale_temporaries(site_src)
         yield
     finally:
         (site_src / LOCK_HOLDER_NAME).unlink(missing_ok=True)

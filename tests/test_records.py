@@ -131,11 +131,11 @@ def test_a_redraw_killed_while_images_are_replaced_leaves_the_unit_incomplete(tm
     new = json.loads(json.dumps(old))
     new["settings"]["size"] = 64
 
-    def die_after_the_master(path, rgb):
-        atomic_write_bytes(path, store.encode_image(rgb, Path(path).name))
+    def die_after_the_master(path, data):
+        atomic_write_bytes(path, data)
         raise KeyboardInterrupt  # the kill, right after image.webp is replaced
 
-    monkeypatch.setattr(store, "save_image", die_after_the_master)
+    monkeypatch.setattr(store, "atomic_write_bytes", die_after_the_master)
     with pytest.raises(KeyboardInterrupt):
         store.write_unit(unit_dir, new, {"image.webp": np.zeros((64, 64, 3), np.uint8)})
     assert store.read_record(unit_dir) is None
@@ -191,7 +191,7 @@ def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path):
 
 
 def test_a_manifest_that_did_not_change_keeps_its_bytes(tmp_path):
-    from generator.scoring import write_manifest
+    from generator.store import update_manifest as write_manifest
 
     make_small_atlas(tmp_path)
     weights = {"source": "embedded", "sha256": "0" * 64, "has_top": True}

@@ -3,6 +3,7 @@
 import pytest
 
 from generator.architecture import TOTAL_FILTERS
+from generator.cost import shard_units
 from generator.errors import UserError
 from generator.units import Unit, parse_classes, parse_indices, parse_layers, parse_shard, sample_indices, select_units
 
@@ -26,7 +27,7 @@ def test_filter_and_class_specs():
 def test_the_whole_atlas_and_its_shards_partition_it():
     everything = select_units("block1..block5")
     assert len(everything) == TOTAL_FILTERS == 4224
-    shards = [select_units("block1..block5", shard=parse_shard(f"{i}/3")) for i in range(3)]
+    shards = [shard_units(everything, *parse_shard(f"{i}/3")) for i in range(3)]
     assert sorted(sum(shards, []), key=everything.index) == everything
     assert len(select_units(classes="all")) == 1000
 
