@@ -125,6 +125,7 @@ def test_tests_workflow_runs_make_test_on_push_and_pull_request():
     (job,) = workflow["jobs"].values()
     assert "make test" in runs(job)
     assert any("chromium" in run for run in runs(job))
+    assert any("shellcheck" in run for run in runs(job)), "tests/test_cluster_schedulers.py runs shellcheck"
 
 
 def test_least_privilege_in_every_job():
