@@ -48,3 +48,37 @@ bench-attribution: $(STAMP) ## seconds per photo per saliency method
 
 clean:
 	rm -rf site .pytest_cache
+
+# ================================================================================================
+# Distributed atlas (owned by the cluster work; see docs/DISTRIBUTED.md): the scripts that the
+# Atlas workflow runs (scripts/atlas/) and the cluster launchers (cluster/), for a run by hand.
+#   make atlas-plan   ATLAS_WHAT=both ATLAS_QUALITY=full ATLAS_SHARDS=0   the shard plan, no model
+#   make atlas-shard  ATLAS_SHARD=3 ATLAS_SHARDS=16                       shard 3 of 16 -> shards/shard-3
+#   make atlas-merge  ATLAS_SHARDS=16      shards/ -> site_src/ (replaced), site_src.tar.gz
+#   make slurm-submit ATLAS_SHARDS=16 ATLAS_SHARED=/scratch/atlas        SLURM array + merge
+#   make k8s-submit   ATLAS_SHARDS=16 ATLAS_IMAGE=REGISTRY/vgg16-atlas:TAG  Indexed Job + merge
+ATLAS_WHAT    ?= both
+ATLAS_QUALITY ?= full
+ATLAS_WEIGHTS ?= imagenet
+ATLAS_SHARDS  ?= 0
+ATLAS_SHARD   ?= 0
+ATLAS_SHARED  ?=
+ATLAS_IMAGE   ?= vgg16-atlas:latest
+ATLAS_SELECT   = --what $(ATLAS_WHAT) --quality $(ATLAS_QUALITY) --weights $(ATLAS_WEIGHTS)
+
+.PHONY: atlas-plan atlas-shard atlas-merge slurm-submit k8s-submit
+
+atlas-plan: $(STAMP)       ## shards, runner-hours and wall time of a distributed run (no model)
+	PYTHON=$(PY) scripts/atlas/plan-matrix $(ATLAS_SELECT) --shards "$(ATLAS_SHARDS)" --summary /dev/stdout
+
+atlas-shard: $(STAMP)      ## draw one shard into shards/shard-$(ATLAS_SHARD) (resumes)
+	PYTHON=$(PY) scripts/atlas/run-shard $(ATLAS_SELECT) --shard "$(ATLAS_SHARD)" --shards "$(ATLAS_SHARDS)"
+
+atlas-merge: $(STAMP)      ## merge shards/ into site_src/ (replacing it), check the site, pack site_src.tar.gz
+	PYTHON=$(PY) scripts/atlas/merge --shards "$(ATLAS_SHARDS)" --weights $(ATLAS_WEIGHTS) --fresh-out
+
+slurm-submit: $(STAMP)     ## SLURM job array of the shards, then the merge (afterok)
+	cluster/slurm/submit --shards "$(ATLAS_SHARDS)" --shared "$(ATLAS_SHARED)" $(ATLAS_SELECT) --python "$(abspath $(PY))"
+
+k8s-submit: $(STAMP)       ## Kubernetes Indexed Job of the shards, then the merge Job
+	$(PY) cluster/kubernetes/submit --shards "$(ATLAS_SHARDS)" $(ATLAS_SELECT) --image "$(ATLAS_IMAGE)"
