@@ -223,7 +223,7 @@ def run_plan(args):
 
 def run_draw(args):
     from generator import store
-    from generator.cost import shard_units
+    from generator.cost import check_memory, shard_units
     from generator.units import parse_shard
 
     selection, options = select(args), draw_options(args)
@@ -234,6 +234,7 @@ def run_draw(args):
     out = Path(args.out or (DEFAULT_SHARDS_OUT if shard else DEFAULT_OUT))
     out = out / f"shard-{shard[0]}" if shard else out
     check_weights_source(args.weights, selection)
+    check_memory(list(dict.fromkeys(unit.layer for unit in units)), options)
     if not shard:
         check_example_options(args)
     with store.output_lock(writable_directory(out)):

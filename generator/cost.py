@@ -19,11 +19,13 @@ the calibration and the shard count, never on what is already drawn.
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from .architecture import CLASS_LAYER, CONV_LAYERS, NUM_CLASSES
+from .errors import UserError
 from .plan import DrawOptions, plan_layer
 
 CALIBRATION_PATH = Path(__file__).resolve().parent / "data" / "cost_calibration.json"
@@ -210,3 +212,30 @@ def min_shards(units, options=DrawOptions(), calibration=None):
         if max(shard_seconds(partition(units, count, options, calibration))) <= limit:
             return count
     return None
+
+
+def batch_memory_bytes(layer, options=DrawOptions()):
+    """About how much memory one drawing batch of `layer` needs: every conv activation up to the
+    layer, float32, for each image of the batch, three times over (kept for the backward pass,
+    its gradient, and the ReLU masks and temporaries)."""
+    plan = plan_layer(layer, options)
+    side, total = plan.input_size, 0
+    for conv in CONV_LAYERS:
+        total += conv.filters * (side // conv.stride) ** 2
+        if conv.name == layer:
+            break
+    return 3 * 4 * plan.settings.batch_size * total
+
+
+def check_memory(layers, options=DrawOptions(), available=None):
+    """Raise UserError when a batch of one of `layers` would not fit in this machine's memory."""
+    available = available or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for layer in layers:
+        needed = batch_memory_bytes(layer, options)
+        if needed > 0.8 * available:
+            plan = plan_layer(layer, options)
+            raise UserError(
+                f"{layer} at {plan.settings.size} px in batches of {plan.settings.batch_size} needs about "
+                f"{needed / 2**30:.0f} GiB, more than this machine's {available / 2**30:.0f} GiB; "
+                "lower --batch-size or --size"
+            )
