@@ -199,7 +199,7 @@ def test_atlas_workflow_inputs():
     assert list(inputs) == ["what", "quality", "shards", "weights", "photos_url"]
     assert inputs["what"]["type"] == "choice" and sorted(inputs["what"]["options"]) == ["both", "classes", "filters"]
     assert inputs["quality"]["type"] == "choice" and sorted(inputs["quality"]["options"]) == ["full", "preview"]
-    assert inputs["shards"]["type"] == "number" and inputs["shards"]["default"] == 0
+    assert inputs["shards"]["type"] == "number" and inputs["shards"]["default"] == 20
     assert inputs["weights"]["default"] == "imagenet"
     assert inputs["photos_url"]["default"] == "" and not inputs["photos_url"].get("required", False)
 
