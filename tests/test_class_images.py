@@ -1,0 +1,160 @@
+"""Class images on the real architecture: a full-size VGG16 with its 1,000-class head.
+
+The head is random (no ImageNet download here); the conv layers hold the embedded ImageNet
+weights. One class is drawn through the CLI from a `.weights.h5` file of that model, rendered,
+and built with MkDocs. `--weights imagenet` is tested on our side only: Keras checks the md5 of
+its cached file, so a stand-in file cannot pass as the real download; only Keras' download
+(`keras.src.utils.file_utils.get_file`, which `keras.applications.VGG16` calls) is stubbed.
+The real download is verified on a machine with the internet.
+
+The full model holds 528 MB of weights: it is built and saved once per module.
+"""
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin
+
+import h5py
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from generator import model as model_module
+from generator.atlas import CLASS_INPUT_SIZE, plan_layer
+from generator.model import load_vgg16
+from generator.quality import FLAT_STD
+from generator.site import build_html
+from generator.weights import sha256_file
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASS_NAME, CLASS_INDEX, CLASS_WNID = "water ouzel", 20, "n01601694"
+CLASS_DIR = "vgg16/classes/20-water-ouzel"
+KERAS_GET_FILE = "keras.src.utils.file_utils.get_file"  # what keras.applications.VGG16 calls
+
+
+def build(*args, timeout=600):
+    """Run build.py with `args`; the CompletedProcess (text stdout and stderr)."""
+    return subprocess.run([sys.executable, str(ROOT / "build.py"), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def full_model(embedded_vgg16):
+    """keras.applications.VGG16 with its head (input 224 x 224): embedded conv weights, random head."""
+    model = keras.applications.VGG16(weights=None, include_top=True)
+    for layer in embedded_vgg16.model.layers:
+        if layer.weights:
+            model.get_layer(layer.name).set_weights(layer.get_weights())
+    return model
+
+
+@pytest.fixture(scope="module")
+def full_weights(full_model, tmp_path_factory):
+    """`full_model` saved as a Keras 3 `.weights.h5` file (553 MB)."""
+    path = tmp_path_factory.mktemp("weights") / "full.weights.h5"
+    full_model.save_weights(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def class_site(full_weights, tmp_path_factory):
+    """The --out directory of one class drawn through the CLI, 2 steps, no saliency stage."""
+    out = tmp_path_factory.mktemp("classes") / "site_src"
+    result = build("--classes", CLASS_NAME, "--weights", str(full_weights), "--steps", "2", "--no-examples",
+                   "--no-progress", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_class_record_and_image(class_site, full_weights):
+    unit = class_site / CLASS_DIR
+    record = json.loads((unit / "unit.json").read_text())
+    assert (record["kind"], record["layer"], record["index"]) == ("class", "predictions", CLASS_INDEX)
+    assert (record["wnid"], record["label"], record["url"]) == (CLASS_WNID, CLASS_NAME, CLASS_DIR + "/")
+    assert record["settings"]["objective"] == "class_logit" and record["settings"]["steps"] == 2
+    size = record["settings"]["size"]
+    assert size + 2 * plan_layer("predictions").settings.transforms.pad == CLASS_INPUT_SIZE == 224
+    assert record["provenance"]["weights_source"] == "path:full.weights.h5"
+    assert record["provenance"]["weights_sha256"] == sha256_file(full_weights)
+    assert record["results"]["flat"] is False and record["results"]["robustness"] is not None
+
+    image = Image.open(unit / record["images"]["master"])
+    assert image.format == "WEBP" and image.size == (size, size)
+    pixels = np.asarray(image.convert("RGB"), np.float32)
+    assert pixels.std() > FLAT_STD
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100
+    assert Image.open(unit / record["images"]["thumb"]).size == (96, 96)
+    manifest = json.loads((class_site / "vgg16/manifest.json").read_text())
+    assert manifest["weights"]["has_top"] is True
+    assert manifest["layers"]["predictions"]["computed"] == 1
+    assert [u["url"] for u in manifest["units"]] == [CLASS_DIR + "/"]
+
+
+class _Links(HTMLParser):
+    """Collects the href of <a> and the src of <img> elements of one HTML page."""
+
+    def __init__(self):
+        super().__init__()
+        self.hrefs, self.srcs = [], []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "a" and attributes.get("href"):
+            self.hrefs.append(attributes["href"])
+        if tag == "img" and attributes.get("src"):
+            self.srcs.append(attributes["src"])
+
+
+def _links(html_path):
+    parser = _Links()
+    parser.feed(html_path.read_text(encoding="utf-8"))
+    return parser
+
+
+def _served_file(site_dir, page, url):
+    """The file of `site_dir` that `url`, linked from the HTML file `page`, resolves to."""
+    base = "/" + page.relative_to(site_dir).as_posix()
+    target = urljoin(base, url).split("#")[0].lstrip("/")
+    path = site_dir / target
+    return path / "index.html" if target.endswith("/") or path.is_dir() else path
+
+
+def test_render_only_shows_the_class_image_and_mkdocs_links_it(class_site, tmp_path):
+    out = tmp_path / "site_src"
+    shutil.copytree(class_site, out)
+    for page in (out / CLASS_DIR / "index.md", out / "vgg16/classes/index.md"):
+        page.unlink()  # --render-only must write them again
+    result = build("--render-only", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "classes_with_images=1" in result.stderr
+
+    size = json.loads((out / CLASS_DIR / "unit.json").read_text())["settings"]["size"]
+    class_page = (out / CLASS_DIR / "index.md").read_text()
+    assert f'<img src="image.webp" width="{size}" height="{size}"' in class_page
+    assert "No class image has been computed yet" not in class_page
+    index = (out / "vgg16/classes/index.md").read_text()
+    row = next(line for line in index.splitlines() if line.startswith(f"| {CLASS_INDEX} |"))
+    assert f"[{CLASS_NAME}](20-water-ouzel/index.md)" in row and '<img src="20-water-ouzel/thumb.webp"' in row
+    assert "1 of them show a class image" in index
+    assert "<img" not in next(line for line in index.splitlines() if line.startswith("| 21 |"))
+
+    site = tmp_path / "site"
+    build_html(out, site)
+    index_html = site / "vgg16/classes/index.html"
+    index_links = _links(index_html)
+    assert any(_served_file(site, index_html, href) == site / CLASS_DIR / "index.html"
+               for href in index_links.hrefs)
+    thumbs = [src for src in index_links.srcs if "20-water-ouzel" in src]
+    assert thumbs and all(_served_file(site, index_html, src).is_file() for src in thumbs)
+    class_html = site / CLASS_DIR / "index.html"
+    images = [src for src in _links(class_html).srcs if src.endswith("image.webp")]
+    assert images and _served_file(site, class_html, images[0]) == site / CLASS_DIR / "image.webp"
+    assert (site / CLASS_DIR / "image.webp").is_file()
+
