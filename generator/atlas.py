@@ -21,7 +21,7 @@ from . import __version__, store
 from .architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS, MODEL_NAME, NUM_CLASSES
 from .classes import load_classes
 from .errors import UserError
-from .model import preprocess, with_precision
+from .model import conv_base_of, preprocess, with_precision
 from .optvis.objectives import layer_scores, unit_objective
 from .optvis.render import Renderer, RenderSettings
 from .optvis.transform import Transforms
@@ -141,7 +141,7 @@ class AtlasRun:
         self.resume = resume
         self.negative = negative
         self.precision = precision
-        self._drawing_model = with_precision(loaded.model, precision)
+        self._networks = {}  # (class layer?, drawing?) -> keras.Model, see _network
         self.progress = progress
         self.log = log
         self._kernel_picture = None
@@ -182,8 +182,22 @@ class AtlasRun:
         self.write_manifest(measured)
         return summaries
 
-    def _scores(self, plan, model=None):
-        return layer_scores(model or self.loaded.model, plan.layer, preprocess,
+    def _network(self, plan, drawing=False):
+        """The model that scores `plan`'s layer: the loaded model for classes; for filters, a conv
+        base of any input size (a model with the head takes 224 x 224 input only). `drawing`:
+        in the run's precision (quality is always measured in float32)."""
+        key = (plan.layer == CLASS_LAYER, drawing)
+        if key not in self._networks:
+            if drawing:
+                self._networks[key] = with_precision(self._network(plan), self.precision)
+            elif key[0] or not self.loaded.has_top:
+                self._networks[key] = self.loaded.model
+            else:
+                self._networks[key] = conv_base_of(self.loaded.model)
+        return self._networks[key]
+
+    def _scores(self, plan, drawing=False):
+        return layer_scores(self._network(plan, drawing), plan.layer, preprocess,
                             position="center" if plan.position == "center" else "mean")
 
     def _is_complete(self, unit, plan):
@@ -191,7 +205,7 @@ class AtlasRun:
         return store.is_complete(unit_dir(self.site_src, unit), settings, self.loaded.sha256)
 
     def _draw_layer(self, plan, units, bar):
-        renderer = Renderer(unit_objective(self._scores(plan, self._drawing_model)), plan.settings)
+        renderer = Renderer(unit_objective(self._scores(plan, drawing=True)), plan.settings)
         batch = plan.settings.batch_size
         for start in range(0, len(units), batch):
             chunk = units[start : start + batch]

@@ -158,3 +158,13 @@ def test_render_only_shows_the_class_image_and_mkdocs_links_it(class_site, tmp_p
     assert images and _served_file(site, class_html, images[0]) == site / CLASS_DIR / "image.webp"
     assert (site / CLASS_DIR / "image.webp").is_file()
 
+
+def test_a_weights_file_with_the_head_also_draws_filters(full_weights, tmp_path):
+    """Filters are drawn at their own sizes (48 px here), not the head's fixed 224 px input."""
+    out = tmp_path / "site_src"
+    result = build("--layers", "block1_conv2", "--filters", "3", "--weights", str(full_weights), "--steps", "2",
+                   "--no-examples", "--no-progress", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((out / "vgg16/block1_conv2/3/unit.json").read_text())
+    assert record["provenance"]["weights_sha256"] == sha256_file(full_weights)
+    assert Image.open(out / "vgg16/block1_conv2/3/image.webp").size == (record["settings"]["size"],) * 2
