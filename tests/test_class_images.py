@@ -12,6 +12,7 @@ The full model holds 528 MB of weights: it is built and saved once per module.
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -36,6 +37,7 @@ from generator.weights import sha256_file
 ROOT = Path(__file__).resolve().parents[1]
 CLASS_NAME, CLASS_INDEX, CLASS_WNID = "water ouzel", 20, "n01601694"
 CLASS_DIR = "vgg16/classes/20-water-ouzel"
+FILTER_LAYER, FILTER_INDEX = "block1_conv2", 3
 KERAS_GET_FILE = "keras.src.utils.file_utils.get_file"  # what keras.applications.VGG16 calls
 
 
@@ -65,9 +67,11 @@ def full_weights(full_model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def class_site(full_weights, tmp_path_factory):
-    """The --out directory of one class drawn through the CLI, 2 steps, no saliency stage."""
+    """The --out directory of one class and one filter drawn through the CLI, 2 steps, no saliency
+    stage (batch size 1: the class batch would otherwise be padded to 8 images of 224 px)."""
     out = tmp_path_factory.mktemp("classes") / "site_src"
-    result = build("--classes", CLASS_NAME, "--weights", str(full_weights), "--steps", "2", "--no-examples",
+    result = build("--classes", CLASS_NAME, "--layers", FILTER_LAYER, "--filters", str(FILTER_INDEX),
+                   "--weights", str(full_weights), "--steps", "2", "--batch-size", "1", "--no-examples",
                    "--no-progress", "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out
@@ -94,7 +98,7 @@ def test_class_record_and_image(class_site, full_weights):
     manifest = json.loads((class_site / "vgg16/manifest.json").read_text())
     assert manifest["weights"]["has_top"] is True
     assert manifest["layers"]["predictions"]["computed"] == 1
-    assert [u["url"] for u in manifest["units"]] == [CLASS_DIR + "/"]
+    assert [u["url"] for u in manifest["units"] if u["kind"] == "class"] == [CLASS_DIR + "/"]
 
 
 class _Links(HTMLParser):
@@ -159,12 +163,127 @@ def test_render_only_shows_the_class_image_and_mkdocs_links_it(class_site, tmp_p
     assert (site / CLASS_DIR / "image.webp").is_file()
 
 
-def test_a_weights_file_with_the_head_also_draws_filters(full_weights, tmp_path):
-    """Filters are drawn at their own sizes (48 px here), not the head's fixed 224 px input."""
-    out = tmp_path / "site_src"
-    result = build("--layers", "block1_conv2", "--filters", "3", "--weights", str(full_weights), "--steps", "2",
-                   "--no-examples", "--no-progress", "--out", str(out))
-    assert result.returncode == 0, result.stderr[-2000:]
-    record = json.loads((out / "vgg16/block1_conv2/3/unit.json").read_text())
+def test_a_weights_file_with_the_head_also_draws_filters(class_site, full_weights):
+    """Filters are drawn at their own sizes, not at the head's fixed 224 px input."""
+    unit = class_site / f"vgg16/{FILTER_LAYER}/{FILTER_INDEX}"
+    record = json.loads((unit / "unit.json").read_text())
     assert record["provenance"]["weights_sha256"] == sha256_file(full_weights)
-    assert Image.open(out / "vgg16/block1_conv2/3/image.webp").size == (record["settings"]["size"],) * 2
+    size = record["settings"]["size"]
+    assert size == plan_layer(FILTER_LAYER).settings.size != 224
+    assert Image.open(unit / "image.webp").size == (size, size)
+
+
+# --------------------------------------------------------------------------------------------
+# --weights imagenet: our side of Keras' download (only keras' get_file is stubbed)
+
+
+@pytest.fixture(scope="module")
+def keras_download(full_model, tmp_path_factory):
+    """`full_model` in the legacy HDF5 layout of Keras' ImageNet file: what a download would give."""
+    from keras.src.legacy.saving import legacy_h5_format  # private: Keras' own writer of that layout
+
+    path = tmp_path_factory.mktemp("download") / model_module.IMAGENET_WEIGHTS_FILE
+    with h5py.File(path, "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(handle, full_model)
+    return path
+
+
+@pytest.fixture
+def keras_home(monkeypatch, tmp_path):
+    """An empty Keras cache ($KERAS_HOME) for one test; Keras creates the folder when imported."""
+    home = tmp_path / "keras"
+    home.mkdir()
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home
+
+
+def stub_keras_download(monkeypatch, calls, source=None, error=None):
+    """Replace Keras' get_file: record each call's arguments in `calls`, then raise `error`, or
+    place `source` where Keras caches the file ($KERAS_HOME/<cache_subdir>/<fname>) and return it."""
+
+    def get_file(fname=None, origin=None, cache_subdir="datasets", file_hash=None, **kwargs):
+        calls.append(dict(fname=fname, origin=origin, cache_subdir=cache_subdir, file_hash=file_hash, **kwargs))
+        if error is not None:
+            raise error
+        target = Path(os.environ["KERAS_HOME"], cache_subdir, fname)
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, target)
+        return str(target)
+
+    monkeypatch.setattr(KERAS_GET_FILE, get_file)
+
+
+def _assert_same_weights(model, reference, layer_names):
+    for name in layer_names:
+        for mine, theirs in zip(model.get_layer(name).get_weights(), reference.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(mine, theirs, err_msg=name)
+
+
+def test_imagenet_download_and_cache_on_our_side(monkeypatch, keras_home, keras_download, full_model):
+    """Cold cache: we probe, Keras downloads the file we name; we record its sha256. Cached: no probe."""
+    calls = []
+    stub_keras_download(monkeypatch, calls, source=keras_download)
+    monkeypatch.setattr(model_module, "imagenet_download_problem", lambda: None)  # the server answers
+    loaded = load_vgg16("imagenet")
+    assert len(calls) == 1
+    call = calls[0]
+    assert (call["fname"], call["origin"], call["cache_subdir"]) == (
+        model_module.IMAGENET_WEIGHTS_FILE, model_module.IMAGENET_WEIGHTS_URL, "models")
+    assert re.fullmatch(r"[0-9a-f]{32}", call["file_hash"])  # Keras checks the download's md5
+    cached = keras_home / "models" / model_module.IMAGENET_WEIGHTS_FILE
+    assert model_module.keras_imagenet_cache_file() == cached and cached.is_file()
+    assert (loaded.source, loaded.has_top, loaded.sha256) == ("imagenet", True, sha256_file(keras_download))
+    assert loaded.model.input_shape == (None, 224, 224, 3) and loaded.model.output_shape == (None, 1000)
+    _assert_same_weights(loaded.model, full_model, ["block1_conv1", "block5_conv3", "fc1", "predictions"])
+
+    monkeypatch.setattr(model_module, "imagenet_download_problem", lambda: pytest.fail("probed with the file cached"))
+    base = load_vgg16("imagenet", include_top=False)
+    assert len(calls) == 2 and calls[1] == call  # Keras verifies the cached file again
+    assert (base.source, base.has_top, base.sha256) == ("imagenet", False, loaded.sha256)
+    assert base.model.input_shape == (None, None, None, 3)
+    _assert_same_weights(base.model, full_model, ["block1_conv1", "block5_conv3"])
+
+
+def _load_build_module():
+    spec = importlib.util.spec_from_file_location("build_cli", ROOT / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CORRUPT = ValueError("Incomplete or corrupted file detected. The md5 file hash does not match the provided value "
+                     "of 64373286793e3c8b2b4e3219cbf3544b.")
+FETCH_FAILED = Exception("URL fetch failure on https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+                         "vgg16_weights_tf_dim_ordering_tf_kernels.h5: 403 -- Forbidden\n")
+
+
+@pytest.mark.parametrize(
+    "cached, probe_problem, error, expected",
+    [
+        (False, "no connection to the Keras weights server: [Errno 101] Network is unreachable", None,
+         "error: cannot download the ImageNet weights (no connection to the Keras weights server: "),
+        (False, None, FETCH_FAILED, "error: cannot load the ImageNet weights (URL fetch failure on https://"),
+        (True, None, CORRUPT, "error: cannot load the ImageNet weights (Incomplete or corrupted file detected."),
+    ],
+    ids=["offline", "download-fails", "md5-mismatch"],
+)
+def test_imagenet_failure_is_one_line_and_exit_2_through_the_cli(monkeypatch, capsys, keras_home, tmp_path,
+                                                                 cached, probe_problem, error, expected):
+    if cached:  # a stale or damaged file in Keras' cache: Keras re-downloads it and checks the md5
+        cache_file = model_module.keras_imagenet_cache_file()
+        cache_file.parent.mkdir(parents=True)
+        cache_file.write_bytes(b"damaged")
+    calls = []
+    stub_keras_download(monkeypatch, calls, error=error or AssertionError("downloaded despite the probe"))
+    monkeypatch.setattr(model_module, "imagenet_download_problem",
+                        lambda: pytest.fail("probed with the file cached") if cached else probe_problem)
+    out = tmp_path / "site_src"
+    code = _load_build_module().main(["--classes", CLASS_NAME, "--weights", "imagenet", "--steps", "2",
+                                      "--no-examples", "--no-progress", "--out", str(out)])
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr
+    assert len(stderr.splitlines()) == 1 and stderr.startswith(expected), stderr
+    assert stderr.rstrip().endswith("use --weights embedded (offline conv base) or --weights PATH (a Keras weights file)")
+    assert len(calls) == (0 if probe_problem else 1)
+    assert not (out / "vgg16").exists()
