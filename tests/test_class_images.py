@@ -39,6 +39,7 @@ CLASS_NAME, CLASS_INDEX, CLASS_WNID = "water ouzel", 20, "n01601694"
 CLASS_DIR = "vgg16/classes/20-water-ouzel"
 FILTER_LAYER, FILTER_INDEX = "block1_conv2", 3
 KERAS_GET_FILE = "keras.src.utils.file_utils.get_file"  # what keras.applications.VGG16 calls
+CLOSED_PORT_URL = "http://127.0.0.1:9/vgg16_weights_tf_dim_ordering_tf_kernels.h5"  # refuses at once
 
 
 def build(*args, timeout=600):
@@ -259,25 +260,30 @@ FETCH_FAILED = Exception("URL fetch failure on https://storage.googleapis.com/te
 
 
 @pytest.mark.parametrize(
-    "cached, probe_problem, error, expected",
+    "state, error, expected",
     [
-        (False, "no connection to the Keras weights server: [Errno 101] Network is unreachable", None,
-         "error: cannot download the ImageNet weights (no connection to the Keras weights server: "),
-        (False, None, FETCH_FAILED, "error: cannot load the ImageNet weights (URL fetch failure on https://"),
-        (True, None, CORRUPT, "error: cannot load the ImageNet weights (Incomplete or corrupted file detected."),
+        ("offline", None, "error: cannot download the ImageNet weights (no connection to the Keras weights server: "),
+        ("online", FETCH_FAILED, "error: cannot load the ImageNet weights (URL fetch failure on https://"),
+        ("cached", CORRUPT, "error: cannot load the ImageNet weights (Incomplete or corrupted file detected."),
     ],
     ids=["offline", "download-fails", "md5-mismatch"],
 )
 def test_imagenet_failure_is_one_line_and_exit_2_through_the_cli(monkeypatch, capsys, keras_home, tmp_path,
-                                                                 cached, probe_problem, error, expected):
-    if cached:  # a stale or damaged file in Keras' cache: Keras re-downloads it and checks the md5
+                                                                 state, error, expected):
+    """offline: our probe of the weights URL (here a closed loopback port) fails before Keras is called;
+    online (probe answered, as this machine has no internet): Keras' download fails; cached: a damaged
+    file in Keras' cache, whose md5 Keras finds wrong (it re-downloads, and the new file is wrong too)."""
+    if state == "offline":
+        monkeypatch.setattr(model_module, "IMAGENET_WEIGHTS_URL", CLOSED_PORT_URL)
+    elif state == "online":
+        monkeypatch.setattr(model_module, "imagenet_download_problem", lambda: None)
+    else:
         cache_file = model_module.keras_imagenet_cache_file()
         cache_file.parent.mkdir(parents=True)
         cache_file.write_bytes(b"damaged")
+        monkeypatch.setattr(model_module, "imagenet_download_problem", lambda: pytest.fail("probed, file cached"))
     calls = []
     stub_keras_download(monkeypatch, calls, error=error or AssertionError("downloaded despite the probe"))
-    monkeypatch.setattr(model_module, "imagenet_download_problem",
-                        lambda: pytest.fail("probed with the file cached") if cached else probe_problem)
     out = tmp_path / "site_src"
     code = _load_build_module().main(["--classes", CLASS_NAME, "--weights", "imagenet", "--steps", "2",
                                       "--no-examples", "--no-progress", "--out", str(out)])
@@ -285,5 +291,5 @@ def test_imagenet_failure_is_one_line_and_exit_2_through_the_cli(monkeypatch, ca
     assert code == 2, stderr
     assert len(stderr.splitlines()) == 1 and stderr.startswith(expected), stderr
     assert stderr.rstrip().endswith("use --weights embedded (offline conv base) or --weights PATH (a Keras weights file)")
-    assert len(calls) == (0 if probe_problem else 1)
+    assert len(calls) == (0 if state == "offline" else 1)
     assert not (out / "vgg16").exists()
