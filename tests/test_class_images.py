@@ -1,11 +1,12 @@
 """Class images on the real architecture: a full-size VGG16 with its 1,000-class head.
 
 The head is random (no ImageNet download here); the conv layers hold the embedded ImageNet
-weights. One class is drawn through the CLI from a `.weights.h5` file of that model, rendered,
-and built with MkDocs. `--weights imagenet` is tested on our side only: Keras checks the md5 of
-its cached file, so a stand-in file cannot pass as the real download; only Keras' download
-(`keras.src.utils.file_utils.get_file`, which `keras.applications.VGG16` calls) is stubbed.
-The real download is verified on a machine with the internet.
+weights. One class (and one filter: a model with the head takes 224 px input only, filters are
+drawn at their own sizes) is drawn through the CLI from a `.weights.h5` file of that model,
+rendered, and built with MkDocs. `--weights imagenet` is tested on our side only: Keras checks
+the md5 of its cached file, so a stand-in file cannot pass as the real download; only Keras'
+download (`keras.src.utils.file_utils.get_file`, which `keras.applications.VGG16` calls) is
+stubbed. The real download can only be verified on a machine with the internet.
 
 The full model holds 528 MB of weights: it is built and saved once per module.
 """
