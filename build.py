@@ -245,7 +245,7 @@ def run_draw(args):
             if not units:
                 log(f"shard {shard[0]}/{shard[1]} has no units (more shards than work); nothing to draw")
                 return 0
-        loaded = load_model(args.weights)
+        loaded = load_model(args.weights, units)
         draw(loaded, out, units, options, args)
         if shard:
             log(f"shard {shard[0]}/{shard[1]} complete in {out}; merge the shards with --merge")
@@ -256,11 +256,13 @@ def run_draw(args):
     return 0
 
 
-def load_model(weights):
+def load_model(weights, units=()):
+    """The VGG16 of --weights; with the ImageNet head required when `units` hold classes."""
     quiet_tensorflow()
     from generator.model import load_vgg16
 
-    return load_vgg16(weights, log=log)
+    needs_head = any(unit.kind == "class" for unit in units)
+    return load_vgg16(weights, include_top=True if needs_head else None, log=log)
 
 
 def draw(loaded, out, units, options, args):

@@ -14,7 +14,7 @@ import tensorflow as tf
 from PIL import Image
 
 from . import records, scoring, store
-from .architecture import CONV_LAYERS
+from .architecture import CLASS_LAYER, CONV_LAYERS
 from .errors import UserError
 from .model import preprocess, with_precision
 from .optvis.objectives import layer_scores, unit_objective
@@ -61,7 +61,7 @@ class AtlasRun:
         self.options = options
         self.progress = progress
         self.log = log
-        self._drawing_model = with_precision(loaded.model, options.precision.value)
+        self._drawing_models = {}  # is a class layer -> its network in the run's precision
         self._kernel_picture = None
 
     def run(self, units):
@@ -88,8 +88,8 @@ class AtlasRun:
                 # A layer with nothing new keeps its measured quality; it is measured when it
                 # changed, was never measured, or holds units a killed run left unscored.
                 if layer_units or layer not in measured or store.needs_scoring(self.site_src, layer):
-                    measured[layer] = scoring.score_layer(self.loaded.model, self.site_src, plans[layer],
-                                                          self.loaded.sha256, self.log)
+                    measured[layer] = scoring.score_layer(self.loaded.network_for(layer), self.site_src,
+                                                          plans[layer], self.loaded.sha256, self.log)
                 summaries[layer] = measured[layer]
         finally:
             if bar is not None:
@@ -104,8 +104,15 @@ class AtlasRun:
         directory = records.unit_dir(self.site_src, unit.layer, unit.index)
         return store.is_complete(directory, self._settings(unit, plan), self.loaded.sha256)
 
+    def _drawing_model(self, layer):
+        """The network of `layer` in the run's precision (quality is always measured in float32)."""
+        kind = layer == CLASS_LAYER
+        if kind not in self._drawing_models:
+            self._drawing_models[kind] = with_precision(self.loaded.network_for(layer), self.options.precision.value)
+        return self._drawing_models[kind]
+
     def _draw_layer(self, plan, units, bar):
-        scores = layer_scores(self._drawing_model, plan.layer, preprocess, plan.objective.readout)
+        scores = layer_scores(self._drawing_model(plan.layer), plan.layer, preprocess, plan.objective.readout)
         renderer = Renderer(unit_objective(scores), plan.settings)
         batch = plan.settings.batch_size
         for start in range(0, len(units), batch):

@@ -48,7 +48,7 @@ def merge_shards(shards, out, loaded, log=print):
     touched = {unit.layer for unit in units}
     layers = [layer for layer in [conv.name for conv in CONV_LAYERS] + [CLASS_LAYER] if layer in touched]
     for layer in layers:
-        quality[layer] = scoring.score_layer(loaded.model, out, plan_layer(layer, options), loaded.sha256, log)
+        quality[layer] = scoring.score_layer(loaded.network_for(layer), out, plan_layer(layer, options), loaded.sha256, log)
     store.update_manifest(out, loaded.manifest_weights, quality)
     return {layer: quality[layer] for layer in layers}
 

@@ -10,6 +10,7 @@ Weights sources (the `--weights` value):
 Every model expects `preprocess(images)` input: BGR, caffe mean-subtracted, 0..255 scale.
 """
 
+import functools
 import os
 import sys
 import urllib.error
@@ -23,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from generator import sources
+from generator.architecture import CLASS_LAYER
 from generator import weights as embedded
 from generator.fileio import sha256_file
 from generator.errors import UserError
@@ -63,6 +65,16 @@ class LoadedModel:
     def manifest_weights(self) -> dict:
         """How the manifest describes these weights: {"source", "sha256", "has_top"}."""
         return {"source": self.source, "sha256": self.sha256, "has_top": self.has_top}
+
+    @functools.cached_property
+    def conv_base(self) -> keras.Model:
+        """The conv layers as a model of any input size: `model` itself without the head, else a
+        copy (the head fixes the input at 224 x 224, too large or too small for filter images)."""
+        return conv_base_of(self.model) if self.has_top else self.model
+
+    def network_for(self, layer: str) -> keras.Model:
+        """The model that scores `layer`: the full model for classes, the conv base for filters."""
+        return self.model if layer == CLASS_LAYER else self.conv_base
 
 
 def _log_to_stderr(message: str) -> None:
