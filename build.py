@@ -305,13 +305,13 @@ def run_merge(args):
     from generator.shards import check_shards
 
     shards, sha = check_shards([Path(d) for d in args.merge])
-    units = sum(len(shard["units"]) for shard in shards)
+    units = [unit for shard in shards for unit in shard["units"]]
     if not units:
         raise UserError("the shards hold no units; nothing to merge")
-    log(f"merge: {len(shards)} shards, {units} units, all complete")
+    log(f"merge: {len(shards)} shards, {len(units)} units, all complete")
     out = writable_directory(Path(args.out or DEFAULT_OUT))
     with store.output_lock(out):
-        loaded = load_model(args.weights)
+        loaded = load_model(args.weights, units)
         if loaded.sha256 != sha:
             raise UserError(f"--weights {args.weights} has sha256 {loaded.sha256[:12]}, the shards were drawn with "
                             f"{sha[:12]}; give the --weights the shards used")
