@@ -11,7 +11,6 @@ stubbed. The real download can only be verified on a machine with the internet.
 The full model holds 528 MB of weights: it is built and saved once per module.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -28,6 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from generator import cli
 from generator import model as model_module
 from generator.plan import CLASS_INPUT_SIZE, plan_layer
 from generator.model import load_vgg16
@@ -247,13 +247,6 @@ def test_imagenet_download_and_cache_on_our_side(monkeypatch, keras_home, keras_
     _assert_same_weights(base.model, full_model, ["block1_conv1", "block5_conv3"])
 
 
-def _load_build_module():
-    spec = importlib.util.spec_from_file_location("build_cli", ROOT / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 CORRUPT = ValueError("Incomplete or corrupted file detected. The md5 file hash does not match the provided value "
                      "of 64373286793e3c8b2b4e3219cbf3544b.")
 FETCH_FAILED = Exception("URL fetch failure on https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
@@ -286,7 +279,7 @@ def test_imagenet_failure_is_one_line_and_exit_2_through_the_cli(monkeypatch, ca
     calls = []
     stub_keras_download(monkeypatch, calls, error=error or AssertionError("downloaded despite the probe"))
     out = tmp_path / "site_src"
-    code = _load_build_module().main(["--classes", CLASS_NAME, "--weights", "imagenet", "--steps", "2",
+    code = cli.main(["--classes", CLASS_NAME, "--weights", "imagenet", "--steps", "2",
                                       "--no-examples", "--no-progress", "--out", str(out)])
     stderr = capsys.readouterr().err
     assert code == 2, stderr

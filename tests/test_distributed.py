@@ -127,7 +127,7 @@ def test_plan_prints_json_without_loading_tensorflow():
     assert report["min_shards_under_6h"] >= 1 and report["gpu_hours"] > 0
     assert report["cpu_hours"] == pytest.approx(report["runner_hours"] * cost.ASSUMPTIONS["runner_speedup"], rel=1e-3)
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, build; build.main(['--layers', 'block5', '--plan']); "
+        [sys.executable, "-c", "import sys; from generator.cli import main; main(['--layers', 'block5', '--plan']); "
          "print('tensorflow' in sys.modules, file=sys.stderr)"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert probe.stderr.strip().splitlines()[-1] == "False", probe.stderr

@@ -1,0 +1,380 @@
+"""The command line: draw units, compute example saliency maps, render the site pages.
+
+Run as `python build.py ...` or, once installed, `vgg16-atlas ...`.
+
+Examples:
+  python build.py --preview                          # CPU-sized preview of every layer, offline
+  python build.py --layers block1..block5            # every conv filter (GPU or many machines)
+  python build.py --classes all --weights imagenet   # the 1,000 class images
+  python build.py --layers block4_conv2 --filters 0:16 --steps 256
+  python build.py --layers block1..block5 --plan --shards 64          # cost, no model
+  python build.py --layers block1..block5 --shard 3/64                # one shard -> shards/shard-3/
+  python build.py --merge shards/shard-* --out site_src               # merge the shards
+  python build.py --render-only                      # re-render pages from site_src, no model
+
+Exit codes: 0 done, 2 bad input or unusable environment (one line on stderr), 130 interrupted
+(Ctrl-C), 143 terminated (SIGTERM). A rerun resumes: units complete with the same settings are
+skipped.
+"""
+
+import argparse
+import errno
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from generator.errors import UserError  # noqa: E402
+from generator.plan import PREVIEW_LAYERS, PREVIEW_PER_LAYER, DrawOptions, Precision, Quality  # noqa: E402
+
+DEFAULT_OUT = "site_src"
+DEFAULT_SHARDS_OUT = "shards"
+SAFE_OS_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                  errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one UserError line (exit 2), without the usage text."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see --help)")
+
+
+def parse_args(argv):
+    parser = _Parser(
+        description="Draw VGG16 feature visualizations and render the atlas site.",
+        epilog="Layer ids: block1..block5, block3_conv1, block2_conv1..block3_conv1, predictions (classes).",
+    )
+    select = parser.add_argument_group("what to draw")
+    select.add_argument("--layers", help="layers: e.g. block1..block5, block4_conv2, block2..block3,predictions")
+    select.add_argument("--filters", help="filter indices in every selected conv layer: 0:16, 0,5,9 (default all)")
+    select.add_argument("--classes", help="ImageNet classes: indices, WordNet ids, names ('water ouzel'), or all")
+    select.add_argument("--per-layer", type=int, metavar="N", help="draw a stable sample of N units per layer")
+    select.add_argument("--preview", action="store_true",
+                        help=f"CPU-sized preview: --quality preview, and --layers {PREVIEW_LAYERS} --per-layer "
+                             f"{PREVIEW_PER_LAYER} unless a selection is given")
+    how = parser.add_argument_group("how to draw")
+    how.add_argument("--quality", choices=[q.value for q in Quality],
+                     help="drawing defaults: full (the atlas, default) or preview (fewer steps, smaller images)")
+    how.add_argument("--weights", default="auto",
+                     help="auto (default: imagenet if available, else embedded) | imagenet | embedded | PATH")
+    how.add_argument("--size", type=int, help="image side in pixels, 8-1024 (default: per layer, by receptive field)")
+    how.add_argument("--steps", type=int, help="optimization steps, 1-100,000 (default 512; preview 128)")
+    how.add_argument("--learning-rate", type=float, help="Adam learning rate, above 0 and at most 10 (default 0.05)")
+    how.add_argument("--batch-size", type=int, help="units drawn together, 1-1,024 (default per layer)")
+    how.add_argument("--seed", type=int, default=0, help="run-wide seed mixed into every unit's seed")
+    how.add_argument("--precision", choices=[p.value for p in Precision], default="float32",
+                     help="network compute precision while drawing; bfloat16 is about 2x faster on "
+                          "GPUs and AVX512_BF16 CPUs (default float32)")
+    how.add_argument("--negative", action="store_true", help="also draw the image that minimizes each unit")
+    how.add_argument("--force", action="store_true", help="redraw units even if complete (no resume)")
+    split = parser.add_argument_group("splitting across machines (docs/DISTRIBUTED.md)")
+    split.add_argument("--plan", action="store_true",
+                       help="print what the selection costs (per layer, per shard), without loading a model")
+    split.add_argument("--shards", type=int, metavar="N", help="shard count, for --plan or --shard auto")
+    split.add_argument("--json", action="store_true", help="with --plan: one JSON object on stdout")
+    split.add_argument("--shard", metavar="I/N|auto",
+                       help="draw only shard I of N (cost-balanced) into OUT/shard-I/; auto: from SLURM or "
+                            "Kubernetes Indexed Job variables")
+    split.add_argument("--merge", nargs="+", metavar="DIR", help="merge shard directories into --out")
+    stages = parser.add_argument_group("stages")
+    stages.add_argument("--out", help=f"output directory, the MkDocs docs_dir (default {DEFAULT_OUT}; "
+                                      f"with --shard, the parent of shard-I/, default {DEFAULT_SHARDS_OUT})")
+    stages.add_argument("--images", metavar="DIR", help="example photos for saliency maps (default: bundled photos)")
+    stages.add_argument("--methods", help="saliency methods, comma list (default all: vanilla, smoothgrad, "
+                        "guided_backprop, gradcam, gradcam_plus_plus, scorecam, integrated_gradients)")
+    stages.add_argument("--top-k", type=int, default=3, metavar="K", help="top example photos kept per filter (default 3)")
+    stages.add_argument("--no-builtin-images", action="store_true", help="use only the photos of --images")
+    stages.add_argument("--no-examples", action="store_true", help="skip the saliency stage")
+    stages.add_argument("--examples-only", action="store_true",
+                        help="only the saliency stage, over the units already in --out, then the pages")
+    stages.add_argument("--render-only", action="store_true", help="only re-render the pages from --out")
+    stages.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    for name in ("per_layer", "top_k", "shards"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    modes = [flag for flag in ("plan", "merge", "render_only", "examples_only") if getattr(args, flag)]
+    if len(modes) > 1 or (args.shard and modes and modes != ["plan"]):
+        parser.error("choose one of --plan, --shard, --merge, --render-only, --examples-only")
+    if args.out is not None and not args.out.strip():
+        parser.error("--out is empty; give a directory")
+    return args
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def select(args):
+    """The units the arguments ask for, in stable order (validated before any model is loaded)."""
+    from generator.units import select_units
+
+    layers, per_layer = args.layers, args.per_layer
+    if args.preview:
+        layers = layers or (None if args.classes else PREVIEW_LAYERS)
+        per_layer = per_layer or PREVIEW_PER_LAYER
+    if not layers and not args.classes:
+        raise UserError("nothing to draw: give --layers, --classes or --preview (see --help)")
+    units = select_units(layers=layers, filters=args.filters, classes=args.classes, per_layer=per_layer)
+    if not units:
+        raise UserError("the selection is empty (check --filters)")
+    return units
+
+
+def draw_options(args):
+    """The typed drawing options of the arguments (validated: one line and exit 2 when out of range)."""
+    quality = Quality(args.quality) if args.quality else Quality.PREVIEW if args.preview else Quality.FULL
+    return DrawOptions(
+        quality=quality, size=args.size, steps=args.steps, learning_rate=args.learning_rate,
+        batch_size=args.batch_size, seed=args.seed, precision=Precision(args.precision),
+        negative=args.negative, resume=not args.force,
+    )
+
+
+def check_weights_source(source, units):
+    """Cheap checks of --weights before TensorFlow loads: the file exists, classes have a head."""
+    from generator.sources import source_problem
+
+    problem = source_problem(source, needs_head=any(unit.kind == "class" for unit in units))
+    if problem:
+        raise UserError(problem)
+
+
+def check_example_options(args):
+    """Fail before any drawing on saliency options that would fail after it."""
+    if args.no_examples:
+        return
+    if args.images and not Path(args.images).is_dir():
+        raise UserError(f"--images {args.images} is not a folder; give a folder of jpg, png or webp photos")
+    if args.methods:
+        from generator.attribution import METHODS
+
+        unknown = sorted(set(args.methods.split(",")) - set(METHODS))
+        if unknown:
+            raise UserError(f"unknown saliency method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+
+
+def writable_directory(path):
+    """Create `path` if needed and check it is writable; UserError naming it otherwise."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create output directory {path}: {error.strerror}; choose another with --out") from None
+    if not os.access(path, os.W_OK):
+        raise UserError(f"output directory {path} is not writable; choose another with --out")
+    return path
+
+
+def progress_bar(total):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="unit", desc="drawing", dynamic_ncols=True, file=sys.stderr)
+
+
+def render(out):
+    from generator.site import render_site
+
+    stats = render_site(Path(out))
+    log(f"rendered pages into {out}: {stats}")
+
+
+def print_summary(summaries, seconds=None):
+    log(f"{'layer':<14} {'drawn':>6} {'specificity':>12} {'robustness':>11} {'flat':>5}")
+    for layer, summary in summaries.items():
+        if summary is None:
+            continue
+        log(f"{layer:<14} {summary['units']:>6} {summary['specificity']:>12.2f} "
+            f"{summary['robustness']:>11.2f} {summary['flat']:>5}")
+    if seconds is not None:
+        log(f"drawing took {seconds:.0f} s")
+
+
+def quiet_tensorflow():
+    """Import TensorFlow without its start-up chatter on stderr (absl and oneDNN lines that
+    TF_CPP_MIN_LOG_LEVEL does not silence); its Python warnings stay, one tf.function per layer
+    is by design. An import error still raises, after stderr is restored."""
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+    tf.get_logger().setLevel("ERROR")
+
+
+# --- the commands -----------------------------------------------------------------------------
+
+
+def run_plan(args):
+    from generator.cost import plan_report
+    from generator.planning import print_plan
+
+    units = select(args)
+    report = plan_report(units, args.shards, draw_options(args))
+    print_plan(report, as_json=args.json)
+    return 0
+
+
+def run_draw(args):
+    from generator import store
+    from generator.cost import check_memory, shard_units
+    from generator.units import parse_shard
+
+    selection, options = select(args), draw_options(args)
+    shard = parse_shard(args.shard, args.shards) if args.shard else None
+    if args.shards and not shard:
+        raise UserError("--shards goes with --plan or --shard auto")
+    units = shard_units(selection, *shard, options) if shard else selection
+    out = Path(args.out or (DEFAULT_SHARDS_OUT if shard else DEFAULT_OUT))
+    out = out / f"shard-{shard[0]}" if shard else out
+    check_weights_source(args.weights, selection)
+    check_memory(list(dict.fromkeys(unit.layer for unit in units)), options)
+    if not shard:
+        check_example_options(args)
+    with store.output_lock(writable_directory(out)):
+        if shard:
+            from generator.shards import write_shard_manifest
+
+            write_shard_manifest(out, shard, selection, units, options)
+            if not units:
+                log(f"shard {shard[0]}/{shard[1]} has no units (more shards than work); nothing to draw")
+                return 0
+        loaded = load_model(args.weights, units)
+        draw(loaded, out, units, options, args)
+        if shard:
+            log(f"shard {shard[0]}/{shard[1]} complete in {out}; merge the shards with --merge")
+            return 0
+        if not args.no_examples:
+            run_examples(loaded, out, args, units)
+        render(out)
+    return 0
+
+
+def load_model(weights, units=()):
+    """The VGG16 of --weights; with the ImageNet head required when `units` hold classes."""
+    quiet_tensorflow()
+    from generator.model import load_vgg16
+
+    needs_head = any(unit.kind == "class" for unit in units)
+    return load_vgg16(weights, include_top=True if needs_head else None, log=log)
+
+
+def draw(loaded, out, units, options, args):
+    from generator.atlas import AtlasRun
+
+    log(f"weights: {loaded.source} (sha256 {loaded.sha256[:12]}), {len(units)} units to draw into {out}")
+    began = time.perf_counter()
+    atlas = AtlasRun(loaded, out, options, progress=None if args.no_progress else progress_bar, log=log)
+    print_summary(atlas.run(units), time.perf_counter() - began)
+
+
+def run_examples(loaded, out, args, units=None):
+    from generator import store
+    from generator.examples import run_examples as run_stage
+
+    if units is None:
+        from generator.units import Unit
+
+        units = [Unit(record["layer"], record["index"]) for record in store.read_records(out)]
+    run_stage(loaded, out, Path(args.images) if args.images else None,
+              units=[(u.layer, u.index) for u in units if u.kind == "filter"],
+              classes=[u.index for u in units if u.kind == "class"],
+              methods=args.methods.split(",") if args.methods else None, top_k=args.top_k,
+              include_builtin=not args.no_builtin_images, progress=not args.no_progress, log=log)
+
+
+def run_examples_only(args):
+    from generator import store
+
+    out = Path(args.out or DEFAULT_OUT)
+    check_example_options(args)
+    with store.output_lock(writable_directory(out)):
+        run_examples(load_model(args.weights), out, args)
+        render(out)
+    return 0
+
+
+def run_merge(args):
+    from generator import store
+    from generator.shards import check_shards
+
+    shards, sha = check_shards([Path(d) for d in args.merge])
+    units = [unit for shard in shards for unit in shard["units"]]
+    if not units:
+        raise UserError("the shards hold no units; nothing to merge")
+    log(f"merge: {len(shards)} shards, {len(units)} units, all complete")
+    out = writable_directory(Path(args.out or DEFAULT_OUT))
+    with store.output_lock(out):
+        loaded = load_model(args.weights, units)
+        if loaded.sha256 != sha:
+            raise UserError(f"--weights {args.weights} has sha256 {loaded.sha256[:12]}, the shards were drawn with "
+                            f"{sha[:12]}; give the --weights the shards used")
+        from generator.merge import merge_shards
+
+        print_summary(merge_shards(shards, out, loaded, log=log))
+        render(out)
+    return 0
+
+
+def run_render_only(args):
+    out = Path(args.out or DEFAULT_OUT)
+    if not out.is_dir():
+        raise UserError(f"site source {out} is not a directory; give the --out of a drawing run")
+    from generator import store
+
+    with store.output_lock(out):
+        render(out)
+    return 0
+
+
+def run(args):
+    if args.plan:
+        return run_plan(args)
+    if args.merge:
+        return run_merge(args)
+    if args.render_only:
+        return run_render_only(args)
+    if args.examples_only:
+        return run_examples_only(args)
+    return run_draw(args)
+
+
+class Terminated(Exception):
+    """SIGTERM (a scheduler's cancel, `kill`): stop like Ctrl-C, finished units kept."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def main(argv=None):
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return run(parse_args(argv))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except OSError as error:
+        if error.errno not in SAFE_OS_ERRORS:
+            raise
+        where = f" writing {error.filename}" if error.filename else ""
+        print(f"error: {SAFE_OS_ERRORS[error.errno]}{where}; finished units are saved: free space or choose "
+              "another --out, then rerun the same command to resume", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished units are saved; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Terminated:
+        print("terminated: finished units are saved; rerun the same command to resume", file=sys.stderr)
+        return 143
+
+
+if __name__ == "__main__":
+    sys.exit(main())
