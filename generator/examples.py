@@ -23,19 +23,14 @@ from .targets import checked_targets
 
 def run_examples(loaded, site_src, units=(), classes=(), options=ExampleOptions(), *, preprocess=None,
                  progress=True, log=print):
-    """Saliency maps on example photos, written under site_src/examples/ (docs/ARCHITECTURE.md).
+    """Saliency maps on example photos, written under site_src/examples/ (files: docs/ARCHITECTURE.md).
 
-    1. Photos: the built-in set (unless options.include_builtin is False) plus every
-       .jpg/.png/.webp in options.images_dir. Unreadable files are skipped with one warning line each.
-    2. Ranking, when `units` are given: one forward pass per photo gives the mean activation of
-       every conv filter; the best options.top_k photos of each asked unit are kept.
-    3. One example page per photo in some unit's top-k, then others in folder order, up to
-       options.max_pages (photos in a top-k always get theirs): photo.webp; one overlay per method
-       for the primary target (explain.choose_primary); per asked class `class-<i>-<method>.webp`;
-       for each unit whose top-k holds the photo, `units/<layer>-<index>-attribution.webp`
-       (options.unit_method) and `-activation.webp`; maps.npz; example.json written last. A page
-       whose example.json holds equal settings and weights checksum is kept as it is (resume).
-    4. examples/top_examples.json: per asked unit "<layer>/<index>", its top-k photos, best first.
+    Every photo (built-in and options.images_dir; unreadable ones skipped with one warning line
+    each) is ranked for the asked `units`. A page is written for every photo in some unit's
+    top-k, then for others in folder order up to options.max_pages: maps of the primary target
+    (explain.choose_primary) and of the asked `classes`, and per unit whose top-k holds the photo
+    its attribution and activation maps. A page with equal settings and weights is kept (resume).
+    Then examples/top_examples.json.
 
     Args:
         loaded: generator.model.LoadedModel (model, source, sha256, has_top).

@@ -205,6 +205,7 @@ def test_stage_on_vgg16_embedded_weights_with_the_builtin_photos(tmp_path, embed
     chelsea = json.loads(records[0].read_text())
     assert chelsea["predictions"] == [] and len(chelsea["maps"]) == 7
     assert chelsea["provenance"]["weights_source"] == "embedded"
+    assert all(example_problem(json.loads(path.read_text()), path.parent.name) is None for path in records)
 
 
 # --- the records contract, reruns and --examples-only -------------------------------------------
