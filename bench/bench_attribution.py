@@ -4,9 +4,9 @@ Usage: .venv/bin/python bench/bench_attribution.py [--repeats N] [--layers block
 
 Loads the embedded ImageNet conv weights (`generator.model.load_vgg16("embedded")`; the
 timings do not depend on the weights), takes the chelsea photo, and for each target layer times
-every method of `generator.attribution` with the default AttributionSettings, after one warm-up
+every method of `generator.attribution.SALIENCY_METHODS` with the default AttributionSettings, after one warm-up
 call that compiles the graphs (its time is reported as "first call"). Also times the ranking
-pass (`MeanActivations`, all 4,224 filter means) and, as the reference for batching, tf-keras-vis'
+pass (`generator.ranking.MeanActivations`, all 4,224 filter means) and, as the reference for batching, tf-keras-vis'
 SmoothGrad (one eager pass per sample) with the same number of samples. Takes a few minutes.
 """
 
@@ -22,9 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from generator.attribution import METHODS, AttributionSettings, Attributor, MeanActivations, Target  # noqa: E402
-from generator.examples import BUILTIN_PHOTOS, load_photo  # noqa: E402
+from generator.attribution import Attributor  # noqa: E402
 from generator.model import load_vgg16, preprocess  # noqa: E402
+from generator.photos import BUILTIN_PHOTOS, load_photo  # noqa: E402
+from generator.ranking import MeanActivations  # noqa: E402
+from generator.saliency_methods import METHOD_NAMES, AttributionSettings  # noqa: E402
+from generator.targets import Target  # noqa: E402
 
 
 def _seconds(function, repeats):
@@ -65,13 +68,13 @@ def main():
     for layer in args.layers.split(","):
         target = Target(layer, 0)
         print(f"\ntarget {layer} #0")
-        for method in METHODS:
+        for method in METHOD_NAMES:
             start = time.perf_counter()
             attributor.maps(photo, target, [method])
             first = time.perf_counter() - start
             warm = _seconds(lambda: attributor.maps(photo, target, [method]), args.repeats)
             print(f"  {method:22s} {warm:7.2f} s/image   (first call {first:.2f} s)")
-        all_methods = _seconds(lambda: attributor.maps(photo, target, METHODS), 1)
+        all_methods = _seconds(lambda: attributor.maps(photo, target, METHOD_NAMES), 1)
         print(f"  {'all methods, one call':22s} {all_methods:7.2f} s/image")
         attributor.activation_maps(photo, [target])
         activation = _seconds(lambda: attributor.activation_maps(photo, [target]), args.repeats)

@@ -32,101 +32,26 @@ Why native code rather than tf-keras-vis 0.8.7 (which does run on Keras 3.15 / T
   image: it cancels in the alphas and only scales the map, so it is left out here.
 Guided backprop uses tf-keras-vis' `GuidedBackpropagation` model modifier on a clone of the model.
 The test suite checks vanilla, guided, Grad-CAM and Grad-CAM++ against tf-keras-vis.
+
+Each method is a value of `SALIENCY_METHODS` (name, title, function), chosen by name; the names
+and titles live in `generator.saliency_methods`, importable without TensorFlow. A method's
+function takes a `_Pass` (one image, one target) and returns its map; the passes several methods
+share (the batch of the image and its SmoothGrad copies, the Grad-CAM backward pass) run once per
+`_Pass`, when a first method asks for them. A new method: a row in `saliency_methods.METHOD_TITLES`,
+a function below and its `_method(...)` line in `SALIENCY_METHODS`.
 """
 
 import functools
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from generator.architecture import CLASS_LAYER
-from generator.errors import UserError
-
-METHODS = (
-    "vanilla",
-    "smoothgrad",
-    "guided_backprop",
-    "gradcam",
-    "gradcam_plus_plus",
-    "scorecam",
-    "integrated_gradients",
-)
-CAM_METHODS = ("gradcam", "gradcam_plus_plus", "scorecam")
-
-
-@dataclass(frozen=True)
-class AttributionSettings:
-    """Knobs of the costly methods; all of them go into the example records.
-
-    Attributes:
-        smoothgrad_samples: noisy copies of the image averaged by SmoothGrad.
-        smoothgrad_noise: noise standard deviation as a fraction of the image's value range
-            (max - min over all pixels and channels); the paper recommends 0.10-0.20.
-        integrated_gradients_steps: points on the straight path from black to the image
-            (midpoint Riemann sum).
-        scorecam_max_channels: Score-CAM masks the image with at most this many CAM-layer
-            channels, those whose activation varies most over the image ("Faster Score-CAM").
-        batch_size: images per forward/backward pass; 9 puts the image and its 8 SmoothGrad
-            samples in one pass (on this 2-core CPU, measured 0.6 s per VGG16 sample batched
-            against 0.8 s one at a time).
-
-    Defaults are sized for the CPU preview: about 12 s per photo for all seven methods on a
-    VGG16 target at 224 px (bench/bench_attribution.py).
-    """
-
-    smoothgrad_samples: int = 8
-    smoothgrad_noise: float = 0.15
-    integrated_gradients_steps: int = 16
-    scorecam_max_channels: int = 16
-    batch_size: int = 9
-
-    def as_record(self):
-        """The settings as a JSON-ready dict."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a map explains: a conv filter (layer, index) or a class ("predictions", index)."""
-
-    layer: str
-    index: int
-
-    @property
-    def is_class(self):
-        return self.layer == CLASS_LAYER
-
-
-def conv_layers(model):
-    """The model's Conv2D layers in order (VGG16: the 13 layers of architecture.CONV_LAYERS)."""
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-
-
-def class_head(model):
-    """The final Dense layer (the class scores), or None for a conv-only model."""
-    last = model.layers[-1]
-    return last if isinstance(last, keras.layers.Dense) else None
-
-
-def check_target(model, target):
-    """Raise UserError unless `target` names a filter or class that `model` has."""
-    if target.is_class:
-        head = class_head(model)
-        if head is None:
-            raise UserError(
-                f"class {target.index} needs a model with its ImageNet classification head; "
-                "the embedded weights are conv-only: drop the classes or use --weights imagenet"
-            )
-        count = head.units
-    else:
-        layers = {layer.name: layer for layer in conv_layers(model)}
-        if target.layer not in layers:
-            raise UserError(f"unknown conv layer {target.layer!r}; choose one of {', '.join(layers)}")
-        count = layers[target.layer].filters
-    if not 0 <= target.index < count:
-        raise UserError(f"{target.layer} has {count} units (0..{count - 1}); {target.index} is out of range")
+from .architecture import CLASS_LAYER
+from .saliency_methods import METHOD_TITLES, AttributionSettings, check_methods
+from .targets import check_target, class_head, conv_layers, image_spec
 
 
 def _cam_layer(model, target):
@@ -149,11 +74,6 @@ def _guided_copy(model):
     return copy
 
 
-def _image_spec(model):
-    """TensorSpec of a batch of model inputs: any batch size, the model's own image shape."""
-    return tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
-
-
 class _Probe:
     """Compiled functions of one target layer (a conv layer, or the class head).
 
@@ -170,7 +90,7 @@ class _Probe:
         self.has_features = cam_layer is not None
         self._model = keras.Model(model.inputs, outputs)
         self._head = head
-        images, index = _image_spec(model), tf.TensorSpec([], tf.int32)
+        images, index = image_spec(model), tf.TensorSpec([], tf.int32)
         # functools.partial gives each probe its own key in TF's frequent-retracing detector,
         # which otherwise counts the one trace of every probe as retracing of one method.
         compile_ = lambda method, *spec: tf.function(functools.partial(method), input_signature=spec)  # noqa: E731
@@ -212,6 +132,155 @@ class _Probe:
         return self._model(x)["features"]
 
 
+class _Pass:
+    """One image and one target, as the methods' functions see them.
+
+    Attributes:
+        x: float32 tensor (1, H, W, C), the image in model-input space.
+        target: the Target; index: its index as an int32 scalar tensor.
+        probe: the _Probe of the target's layer.
+        settings: AttributionSettings.
+        diagnostics: {"score": S(x)}; a method may add its own figures.
+    """
+
+    def __init__(self, attributor, rgb, target, seed, noisy_copies):
+        self.attributor = attributor
+        self.settings = attributor.settings
+        self.x = attributor.model_input(rgb)
+        self.target = target
+        self.index = tf.constant(target.index, dtype=tf.int32)
+        self.probe = attributor.probe(target)
+        self.seed = seed
+        self.noisy_copies = noisy_copies
+        self.diagnostics = {"score": float(self.probe.forward(self.x, self.index)[0][0])}
+
+    def batched(self, function, inputs):
+        """Run `function(chunk, index)` over (N, ...) inputs in chunks of the batch size; concatenate each output."""
+        size = self.settings.batch_size
+        chunks = [function(inputs[start:start + size], self.index) for start in range(0, len(inputs), size)]
+        return [np.concatenate([np.asarray(chunk[i]) for chunk in chunks]) for i in range(len(chunks[0]))]
+
+    @functools.cached_property
+    def input_gradients(self):
+        """dS/dx, float32 (1 + noisy_copies, H, W, C): row 0 for x, the others for x plus Gaussian
+        noise (SmoothGrad; seeded), all from one batched pass."""
+        image = np.asarray(self.x)
+        sigma = self.settings.smoothgrad_noise * float(image.max() - image.min())
+        noise = np.random.default_rng(self.seed).normal(0.0, sigma, size=(self.noisy_copies,) + image.shape[1:])
+        batch = np.concatenate([image, (image + noise).astype(np.float32)])
+        return self.batched(self.probe.input_gradients, tf.constant(batch))[1]
+
+    @functools.cached_property
+    def cam_gradients(self):
+        """(A, dS/dA): float64 (h, w, K) CAM-layer activations and their gradients, one backward pass."""
+        _, features, gradients = self.probe.feature_gradients(self.x, self.index)
+        return np.asarray(features[0], np.float64), np.asarray(gradients[0], np.float64)
+
+
+@dataclass(frozen=True)
+class SaliencyMethod:
+    """One saliency method.
+
+    Attributes:
+        name: as records and `--methods` name it, e.g. "gradcam".
+        title: as the pages name it, e.g. "Grad-CAM" (saliency_methods.METHOD_TITLES).
+        compute: _Pass -> float map >= 0, (H, W) or CAM-layer (h, w).
+        needs_cam_layer: the map weights a CAM layer's channels (absent for a first-layer filter).
+        uses_noisy_copies: reads rows 1.. of `_Pass.input_gradients` (the pass then holds them).
+    """
+
+    name: str
+    title: str
+    compute: Callable
+    needs_cam_layer: bool = False
+    uses_noisy_copies: bool = False
+
+
+def _vanilla(run):
+    return np.max(np.abs(run.input_gradients[0]), axis=-1)
+
+
+def _smoothgrad(run):
+    # Signed gradients are averaged before the absolute value, as in the authors' code:
+    # gradients that noise switches on with random signs cancel, consistent ones add up.
+    return np.max(np.abs(run.input_gradients[1:].mean(axis=0)), axis=-1)
+
+
+def _guided_backprop(run):
+    _, gradient = run.attributor.probe(run.target, guided=True).input_gradients(run.x, run.index)
+    return np.max(np.abs(gradient[0]), axis=-1)
+
+
+def _gradcam(run):
+    activations, gradients = run.cam_gradients
+    return np.maximum(activations @ gradients.mean(axis=(0, 1)), 0.0)
+
+
+def _gradcam_plus_plus(run):
+    # Grad-CAM++ alphas (paper eq. 19 with exp(S) cancelled), normalised per channel over
+    # space as in the authors' reference implementation.
+    activations, g = run.cam_gradients
+    g2, g3 = g**2, g**3
+    denominator = 2.0 * g2 + activations.sum(axis=(0, 1)) * g3
+    alphas = np.divide(g2, denominator, out=np.zeros_like(g2), where=denominator != 0.0)
+    totals = alphas.sum(axis=(0, 1))
+    alphas /= np.where(totals != 0.0, totals, 1.0)
+    weights = (alphas * np.maximum(g, 0.0)).sum(axis=(0, 1))
+    return np.maximum(activations @ weights, 0.0)
+
+
+def _scorecam(run):
+    """Weight each CAM channel by the score gain of the image masked with it."""
+    x = run.x
+    activations = np.asarray(run.probe.features(x)[0])
+    spread = activations.std(axis=(0, 1))
+    channels = [k for k in np.argsort(-spread, kind="stable")[: run.settings.scorecam_max_channels] if spread[k] > 0]
+    if not channels:
+        return np.zeros(activations.shape[:2], np.float32)
+    selected = activations[:, :, channels]
+    masks = np.asarray(tf.image.resize(selected[None], x.shape[1:3], method="bilinear")[0])
+    low, high = masks.min(axis=(0, 1)), masks.max(axis=(0, 1))
+    masks = (masks - low) / np.where(high > low, high - low, 1.0)
+    masked = np.asarray(x) * np.moveaxis(masks, -1, 0)[..., None]
+    inputs = np.concatenate([np.zeros_like(np.asarray(x)), masked]).astype(np.float32)
+    scores, probabilities = run.batched(run.probe.forward, tf.constant(inputs))
+    gains = (probabilities if run.target.is_class else scores).astype(np.float64)
+    weights = gains[1:] - gains[0]
+    return np.maximum(selected.astype(np.float64) @ weights, 0.0)
+
+
+def _integrated_gradients(run):
+    """IG from the black image; adds the diagnostic "integrated_gradients_completeness"."""
+    image = np.asarray(run.x)
+    baseline = np.asarray(run.attributor.model_input(np.zeros(image.shape[1:3] + (3,), np.float32)))
+    steps = run.settings.integrated_gradients_steps
+    alphas = ((np.arange(steps) + 0.5) / steps).astype(np.float32)[:, None, None, None]
+    path = (baseline + alphas * (image - baseline)).astype(np.float32)
+    _, gradients = run.batched(run.probe.input_gradients, tf.constant(path))
+    attributions = (image[0] - baseline[0]) * gradients.mean(axis=0)
+    end_scores = run.probe.forward(tf.constant(np.concatenate([image, baseline])), run.index)[0]
+    difference = float(end_scores[0] - end_scores[1])
+    run.diagnostics["integrated_gradients_completeness"] = (
+        float(attributions.sum()) / difference if difference != 0.0 else None
+    )
+    return np.abs(attributions.sum(axis=-1))
+
+
+def _method(name, compute, **flags):
+    return SaliencyMethod(name, METHOD_TITLES[name], compute, **flags)
+
+
+SALIENCY_METHODS = {method.name: method for method in (
+    _method("vanilla", _vanilla),
+    _method("smoothgrad", _smoothgrad, uses_noisy_copies=True),
+    _method("guided_backprop", _guided_backprop),
+    _method("gradcam", _gradcam, needs_cam_layer=True),
+    _method("gradcam_plus_plus", _gradcam_plus_plus, needs_cam_layer=True),
+    _method("scorecam", _scorecam, needs_cam_layer=True),
+    _method("integrated_gradients", _integrated_gradients),
+)}
+
+
 class Attributor:
     """Saliency maps for one model; probes are built once per target layer and reused.
 
@@ -230,7 +299,8 @@ class Attributor:
         self._guided_model = None
         self._conv_outputs = None
 
-    def _probe(self, target, guided=False):
+    def probe(self, target, guided=False):
+        """The _Probe of the target's layer, on the guided-backprop copy of the model if `guided`."""
         key = (target.layer, guided)
         if key not in self._probes:
             model = self.model
@@ -246,51 +316,33 @@ class Attributor:
         batch = tf.constant(np.asarray(rgb, dtype=np.float32)[None])
         return tf.convert_to_tensor(self.preprocess(batch), dtype=tf.float32)
 
-    def _in_batches(self, function, inputs, index):
-        """Run `function(chunk, index)` over (N, ...) inputs in chunks; concatenate each output."""
-        size = self.settings.batch_size
-        chunks = [function(inputs[start:start + size], index) for start in range(0, len(inputs), size)]
-        return [np.concatenate([np.asarray(chunk[i]) for chunk in chunks]) for i in range(len(chunks[0]))]
-
     def maps(self, rgb, target, methods, seed=0):
         """Compute saliency maps of one image for one target.
 
         Args:
             rgb: uint8 (H, W, 3) RGB photo, already at the model's input size.
             target: Target.
-            methods: names from METHODS.
+            methods: names of SALIENCY_METHODS (saliency_methods.METHOD_NAMES).
             seed: seeds SmoothGrad's noise (same seed, same map).
         Returns:
-            ({method: float32 map >= 0, (H, W) or CAM-layer (h, w)}, diagnostics dict). CAM
-            methods are absent when the target has no CAM layer (a first-layer filter).
-            Diagnostics: "score" (S of the image) and, with integrated_gradients,
-            "integrated_gradients_completeness" = sum(attributions) / (S(x) - S(black)), 1 ideally
-            (None when S(x) = S(black): the ratio is undefined, and JSON has no NaN).
+            ({method: float32 map >= 0, (H, W) or CAM-layer (h, w)}, diagnostics dict), methods
+            in METHOD_NAMES order. CAM methods are absent when the target has no CAM layer (a
+            first-layer filter). Diagnostics: "score" (S of the image) and, with
+            integrated_gradients, "integrated_gradients_completeness" = sum(attributions) /
+            (S(x) - S(black)), 1 ideally (None when S(x) = S(black): the ratio is undefined, and
+            JSON has no NaN).
         """
-        unknown = sorted(set(methods) - set(METHODS))
-        if unknown:
-            raise UserError(f"unknown saliency method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+        check_methods(methods)
         check_target(self.model, target)
-        x = self.model_input(rgb)
-        index = tf.constant(target.index, dtype=tf.int32)
-        probe = self._probe(target)
-        results = {}
-        diagnostics = {"score": float(probe.forward(x, index)[0][0])}
-        if "vanilla" in methods or "smoothgrad" in methods:
-            results.update(self._gradient_maps(probe, x, index, methods, seed))
-        if "guided_backprop" in methods:
-            _, gradient = self._probe(target, guided=True).input_gradients(x, index)
-            results["guided_backprop"] = np.max(np.abs(gradient[0]), axis=-1)
-        if probe.has_features and ("gradcam" in methods or "gradcam_plus_plus" in methods):
-            cams = self._gradient_cams(probe, x, index)
-            results.update({name: cams[name] for name in ("gradcam", "gradcam_plus_plus") if name in methods})
-        if probe.has_features and "scorecam" in methods:
-            results["scorecam"] = self._scorecam(probe, x, index, target.is_class)
-        if "integrated_gradients" in methods:
-            results["integrated_gradients"], diagnostics["integrated_gradients_completeness"] = (
-                self._integrated_gradients(probe, x, index)
-            )
-        return {name: np.asarray(value, dtype=np.float32) for name, value in results.items()}, diagnostics
+        chosen = [method for method in SALIENCY_METHODS.values() if method.name in set(methods)]
+        noisy_copies = self.settings.smoothgrad_samples if any(m.uses_noisy_copies for m in chosen) else 0
+        run = _Pass(self, rgb, target, seed, noisy_copies)
+        results = {
+            method.name: np.asarray(method.compute(run), dtype=np.float32)
+            for method in chosen
+            if run.probe.has_features or not method.needs_cam_layer
+        }
+        return results, run.diagnostics
 
     def activation_maps(self, rgb, targets):
         """Filters' post-ReLU activations over the image, from one forward pass.
@@ -306,125 +358,6 @@ class Attributor:
             check_target(self.model, target)
         if self._conv_outputs is None:
             all_convs = keras.Model(self.model.inputs, {layer.name: layer.output for layer in conv_layers(self.model)})
-            self._conv_outputs = tf.function(all_convs, input_signature=[_image_spec(self.model)])
+            self._conv_outputs = tf.function(all_convs, input_signature=[image_spec(self.model)])
         outputs = self._conv_outputs(self.model_input(rgb))
         return {t: np.asarray(outputs[t.layer][0, :, :, t.index], dtype=np.float32) for t in targets}
-
-    def _gradient_maps(self, probe, x, index, methods, seed):
-        """Vanilla and SmoothGrad from one batched pass: row 0 is x, the rest are noisy copies."""
-        samples = self.settings.smoothgrad_samples if "smoothgrad" in methods else 0
-        image = np.asarray(x)
-        sigma = self.settings.smoothgrad_noise * float(image.max() - image.min())
-        noise = np.random.default_rng(seed).normal(0.0, sigma, size=(samples,) + image.shape[1:])
-        batch = np.concatenate([image, (image + noise).astype(np.float32)])
-        _, gradients = self._in_batches(probe.input_gradients, tf.constant(batch), index)
-        results = {}
-        if "vanilla" in methods:
-            results["vanilla"] = np.max(np.abs(gradients[0]), axis=-1)
-        if samples:
-            # Signed gradients are averaged before the absolute value, as in the authors' code:
-            # gradients that noise switches on with random signs cancel, consistent ones add up.
-            results["smoothgrad"] = np.max(np.abs(gradients[1:].mean(axis=0)), axis=-1)
-        return results
-
-    def _gradient_cams(self, probe, x, index):
-        """Grad-CAM and Grad-CAM++ from one backward pass to the CAM layer."""
-        _, features, gradients = probe.feature_gradients(x, index)
-        activations, g = np.asarray(features[0], np.float64), np.asarray(gradients[0], np.float64)
-        gradcam = np.maximum(activations @ g.mean(axis=(0, 1)), 0.0)
-        # Grad-CAM++ alphas (paper eq. 19 with exp(S) cancelled), normalised per channel over
-        # space as in the authors' reference implementation.
-        g2, g3 = g**2, g**3
-        denominator = 2.0 * g2 + activations.sum(axis=(0, 1)) * g3
-        alphas = np.divide(g2, denominator, out=np.zeros_like(g2), where=denominator != 0.0)
-        totals = alphas.sum(axis=(0, 1))
-        alphas /= np.where(totals != 0.0, totals, 1.0)
-        weights = (alphas * np.maximum(g, 0.0)).sum(axis=(0, 1))
-        gradcam_plus_plus = np.maximum(activations @ weights, 0.0)
-        return {"gradcam": gradcam, "gradcam_plus_plus": gradcam_plus_plus}
-
-    def _scorecam(self, probe, x, index, is_class):
-        """Score-CAM: weight each CAM channel by the score gain of the image masked with it."""
-        activations = np.asarray(probe.features(x)[0])
-        spread = activations.std(axis=(0, 1))
-        channels = [k for k in np.argsort(-spread, kind="stable")[: self.settings.scorecam_max_channels] if spread[k] > 0]
-        if not channels:
-            return np.zeros(activations.shape[:2], np.float32)
-        selected = activations[:, :, channels]
-        masks = np.asarray(tf.image.resize(selected[None], x.shape[1:3], method="bilinear")[0])
-        low, high = masks.min(axis=(0, 1)), masks.max(axis=(0, 1))
-        masks = (masks - low) / np.where(high > low, high - low, 1.0)
-        masked = np.asarray(x) * np.moveaxis(masks, -1, 0)[..., None]
-        inputs = np.concatenate([np.zeros_like(np.asarray(x)), masked]).astype(np.float32)
-        scores, probabilities = self._in_batches(probe.forward, tf.constant(inputs), index)
-        gains = (probabilities if is_class else scores).astype(np.float64)
-        weights = gains[1:] - gains[0]
-        return np.maximum(selected.astype(np.float64) @ weights, 0.0)
-
-    def _integrated_gradients(self, probe, x, index):
-        """IG from the black image: (map (H, W), completeness ratio)."""
-        image = np.asarray(x)
-        baseline = np.asarray(self.model_input(np.zeros(image.shape[1:3] + (3,), np.float32)))
-        steps = self.settings.integrated_gradients_steps
-        alphas = ((np.arange(steps) + 0.5) / steps).astype(np.float32)[:, None, None, None]
-        path = (baseline + alphas * (image - baseline)).astype(np.float32)
-        _, gradients = self._in_batches(probe.input_gradients, tf.constant(path), index)
-        attributions = (image[0] - baseline[0]) * gradients.mean(axis=0)
-        end_scores = probe.forward(tf.constant(np.concatenate([image, baseline])), index)[0]
-        difference = float(end_scores[0] - end_scores[1])
-        completeness = float(attributions.sum()) / difference if difference != 0.0 else None
-        return np.abs(attributions.sum(axis=-1)), completeness
-
-
-class MeanActivations:
-    """Spatial mean of every filter of the model's conv layers, for many images in one pass each.
-
-    For VGG16 that is a (B, 4224) array from one forward pass over the 13 conv layers.
-    `units[i]` = (layer name, filter index) of column i.
-
-    Args:
-        model: Keras CNN taking preprocessed images.
-        preprocess: RGB (B, H, W, 3) 0..255 -> model input.
-    """
-
-    def __init__(self, model, preprocess):
-        layers = conv_layers(model)
-        self.units = [(layer.name, index) for layer in layers for index in range(layer.filters)]
-        self._model = keras.Model(model.inputs, [layer.output for layer in layers])
-        self._preprocess = preprocess
-        self._means = tf.function(self._mean_outputs, input_signature=[_image_spec(model)])
-
-    def _mean_outputs(self, x):
-        return tf.concat([tf.reduce_mean(output, axis=[1, 2]) for output in self._model(x)], axis=-1)
-
-    def __call__(self, rgb_batch):
-        """uint8 RGB (B, H, W, 3) -> float32 (B, len(units)) mean post-ReLU activations."""
-        x = self._preprocess(tf.constant(np.asarray(rgb_batch, dtype=np.float32)))
-        return np.asarray(self._means(tf.convert_to_tensor(x, dtype=tf.float32)))
-
-
-class TopExamples:
-    """The k images with the highest activation of each unit, kept while images stream past.
-
-    Memory is O(units x k) whatever the number of images; ties keep the earlier image.
-
-    Args:
-        unit_count: number of units (columns of the activation vectors).
-        k: examples kept per unit.
-    """
-
-    def __init__(self, unit_count, k):
-        self.values = np.full((unit_count, k), -np.inf, dtype=np.float32)
-        self.image_ids = np.full((unit_count, k), -1, dtype=np.int64)
-
-    def add(self, image_id, activations):
-        """Offer one image: `activations` float (unit_count,), its value for every unit."""
-        values = np.concatenate([self.values, np.asarray(activations, np.float32)[:, None]], axis=1)
-        ids = np.concatenate([self.image_ids, np.full((len(values), 1), image_id)], axis=1)
-        order = np.argsort(-values, axis=1, kind="stable")[:, : self.values.shape[1]]
-        self.values = np.take_along_axis(values, order, axis=1)
-        self.image_ids = np.take_along_axis(ids, order, axis=1)
-
-    def best(self, unit):
-        """[(image_id, activation)] of column `unit`, best first (fewer than k if fewer images)."""
-        return [(int(i), float(v)) for i, v in zip(self.image_ids[unit], self.values[unit]) if i >= 0]

@@ -145,18 +145,20 @@ def check_weights_source(source, units):
         raise UserError(problem)
 
 
-def check_example_options(args):
-    """Fail before any drawing on saliency options that would fail after it."""
-    if args.no_examples:
-        return
-    if args.images and not Path(args.images).is_dir():
-        raise UserError(f"--images {args.images} is not a folder; give a folder of jpg, png or webp photos")
-    if args.methods:
-        from generator.attribution import METHODS
+def example_options(args):
+    """The saliency stage's options, checked before any model loads (one line, exit 2 when bad).
 
-        unknown = sorted(set(args.methods.split(",")) - set(METHODS))
-        if unknown:
-            raise UserError(f"unknown saliency method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    The --images folder is checked by its files' headers only: no photo is decoded.
+    """
+    from generator.example_options import ExampleOptions
+    from generator.photos import check_images_dir
+    from generator.saliency_methods import parse_methods
+
+    options = ExampleOptions(methods=parse_methods(args.methods), top_k=args.top_k,
+                             include_builtin=not args.no_builtin_images, images_dir=args.images)
+    if options.images_dir is not None:
+        check_images_dir(options.images_dir)
+    return options
 
 
 def writable_directory(path):
@@ -236,8 +238,7 @@ def run_draw(args):
     out = out / f"shard-{shard[0]}" if shard else out
     check_weights_source(args.weights, selection)
     check_memory(list(dict.fromkeys(unit.layer for unit in units)), options)
-    if not shard:
-        check_example_options(args)
+    examples = None if shard or args.no_examples else example_options(args)
     with store.output_lock(writable_directory(out)):
         if shard:
             from generator.shards import write_shard_manifest
@@ -251,8 +252,12 @@ def run_draw(args):
         if shard:
             log(f"shard {shard[0]}/{shard[1]} complete in {out}; merge the shards with --merge")
             return 0
-        if not args.no_examples:
-            run_examples(loaded, out, args, units)
+        if examples is not None:
+            from generator.examples import run_examples
+
+            run_examples(loaded, out, units=[(u.layer, u.index) for u in units if u.kind == "filter"],
+                         classes=[u.index for u in units if u.kind == "class"], options=examples,
+                         progress=not args.no_progress, log=log)
         render(out)
     return 0
 
@@ -275,28 +280,15 @@ def draw(loaded, out, units, options, args):
     print_summary(atlas.run(units), time.perf_counter() - began)
 
 
-def run_examples(loaded, out, args, units=None):
-    from generator import store
-    from generator.examples import run_examples as run_stage
-
-    if units is None:
-        from generator.units import Unit
-
-        units = [Unit(record["layer"], record["index"]) for record in store.read_records(out)]
-    run_stage(loaded, out, Path(args.images) if args.images else None,
-              units=[(u.layer, u.index) for u in units if u.kind == "filter"],
-              classes=[u.index for u in units if u.kind == "class"],
-              methods=args.methods.split(",") if args.methods else None, top_k=args.top_k,
-              include_builtin=not args.no_builtin_images, progress=not args.no_progress, log=log)
-
-
 def run_examples_only(args):
     from generator import store
 
+    from generator.examples import run_examples_over_drawn_units
+
     out = Path(args.out or DEFAULT_OUT)
-    check_example_options(args)
+    examples = example_options(args)
     with store.output_lock(writable_directory(out)):
-        run_examples(load_model(args.weights), out, args)
+        run_examples_over_drawn_units(load_model(args.weights), out, examples, progress=not args.no_progress, log=log)
         render(out)
     return 0
 

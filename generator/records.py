@@ -28,6 +28,7 @@ MANIFEST_NAME = "manifest.json"
 EXAMPLES_DIR = "examples"
 EXAMPLE_RECORD_NAME = "example.json"
 TOP_EXAMPLES_NAME = "top_examples.json"
+EXAMPLE_PHOTO_NAME, EXAMPLE_ARRAYS_NAME = "photo.webp", "maps.npz"
 MASTER_NAME, THUMB_NAME, NEGATIVE_NAME, KERNEL_NAME = "image.webp", "thumb.webp", "negative.webp", "kernel.png"
 
 
@@ -265,6 +266,11 @@ EXAMPLE_SCHEMA = {
                       "properties": {"method": {"type": "string"}, "target": {"type": "string"},
                                      "overlay": _EXAMPLE_FILE}},
         },
+        "primary": {
+            "type": "object",
+            "required": ["target", "reason"],
+            "properties": {"target": {"type": ["string", "null"]}, "reason": {"type": "string"}},
+        },
         "units": {
             "type": "array",
             "items": {"type": "object", "required": ["layer", "index", "rank", "attribution", "activation_map"],
@@ -441,3 +447,52 @@ def sort_records(records):
     order = {layer.name: position for position, layer in enumerate(CONV_LAYERS)}
     return sorted(records, key=lambda r: (order.get(r["layer"], len(order)), r["index"]))
 
+
+def example_unit_files(layer, index):
+    """(attribution, activation map): a unit's files on an example page, relative to the page's folder.
+
+    e.g. ("units/block4_conv2-17-attribution.webp", "units/block4_conv2-17-activation.webp").
+    """
+    stem = f"units/{layer}-{index}"
+    return f"{stem}-attribution.webp", f"{stem}-activation.webp"
+
+
+def example_record(*, slug, title, source, licence, predictions, primary, maps, units, diagnostics, settings,
+                   provenance):
+    """The record of one example photo (`examples/<slug>/example.json`, EXAMPLE_SCHEMA).
+
+    Args:
+        slug, title, source, licence: the photo (generator.photos.Photo) and its credit.
+        predictions: top-5 [{"index", "wnid", "label", "probability"}]; [] without a class head.
+        primary: {"target": label or None, "reason"}: what the main maps explain, and why.
+        maps: [{"method", "target", "overlay", "array", "scale"}].
+        units: [{"layer", "index", "target", "rank", "activation", "method", "attribution",
+            "activation_map", "arrays", "scales"}] of the asked units whose top-k holds the photo.
+        diagnostics: {target label: {"score", ...}}.
+        settings: everything that changes the page's files (a rerun with equal settings keeps them).
+        provenance: {"weights_source", "weights_sha256", "versions", "created", "seconds"}.
+    """
+    return {
+        "schema": SCHEMA,
+        "slug": slug,
+        "title": title,
+        "source": source,
+        "licence": licence,
+        "url": example_url(slug),
+        "photo": EXAMPLE_PHOTO_NAME,
+        "predictions": predictions,
+        "primary": primary,
+        "maps": maps,
+        "units": units,
+        "diagnostics": diagnostics,
+        "settings": settings,
+        "provenance": provenance,
+    }
+
+
+def top_example(slug, layer, index, activation):
+    """One entry of `examples/top_examples.json`: a photo in unit (layer, index)'s top-k, with its files."""
+    base = example_url(slug)
+    attribution, activation_map = example_unit_files(layer, index)
+    return {"slug": slug, "activation": activation, "photo": base + EXAMPLE_PHOTO_NAME,
+            "attribution": base + attribution, "activation_map": base + activation_map}

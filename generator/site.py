@@ -33,6 +33,7 @@ from .architecture import CLASS_LAYER, CONV_LAYERS, MODEL_NAME, NUM_CLASSES, TOT
 from .classes import class_index_credit, load_classes
 from .errors import UserError
 from .fileio import UnreadableJson, read_json, write_if_changed
+from .saliency_methods import METHOD_TITLES
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 TEMPLATES_DIR = PROJECT_DIR / "templates" / "pages"
@@ -44,11 +45,6 @@ CSV_COLUMNS = (
     "objective", "specificity", "robustness", "flat", "seed", "size", "steps",
     "weights_source", "weights_sha256",
 )
-METHOD_NAMES = {  # saliency methods of generator.attribution, as the pages name them
-    "vanilla": "Vanilla gradient", "smoothgrad": "SmoothGrad", "guided_backprop": "Guided backpropagation",
-    "gradcam": "Grad-CAM", "gradcam_plus_plus": "Grad-CAM++", "scorecam": "Score-CAM",
-    "integrated_gradients": "Integrated gradients",
-}
 _MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|")  # Python-Markdown's backslash escapes (+ tables' "|")
 
 
@@ -131,7 +127,7 @@ def make_environment(templates_dir=TEMPLATES_DIR):
     )
     environment.filters.update(
         md=markdown_text, yaml=front_matter_string, number=_number, setting=_setting, percent=_percent,
-        method_name=lambda method: METHOD_NAMES.get(method, method),
+        method_name=lambda method: METHOD_TITLES.get(method, method),
         thousands="{:,}".format,
     )
     return environment

@@ -11,17 +11,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from generator.attribution import (
-    METHODS,
-    AttributionSettings,
-    Attributor,
-    MeanActivations,
-    Target,
-    TopExamples,
-    check_target,
-)
+from generator.attribution import SALIENCY_METHODS, Attributor
 from generator.errors import UserError
 from generator.heatmap import _INFERNO_LUT, colorize, normalize_map, overlay, resize_map
+from generator.ranking import MeanActivations
+from generator.saliency_methods import METHOD_NAMES as METHODS
+from generator.saliency_methods import METHOD_TITLES, AttributionSettings
+from generator.targets import Target, check_target
 
 SIZE = 32
 PATCH = 6
@@ -240,42 +236,6 @@ def test_bad_targets_are_user_errors(tiny_model):
                                                      Target("conv2", 0), ["lime"])
 
 
-def test_mean_activations_cover_every_filter_and_equal_layer_means(tiny_model):
-    ranker = MeanActivations(tiny_model, tiny_preprocess)
-    assert ranker.units[:2] == [("conv1", 0), ("conv1", 1)] and len(ranker.units) == 16 + 32
-    images = synthetic_images(3, np.random.default_rng(4))[0]
-    conv2 = keras.Model(tiny_model.inputs, tiny_model.get_layer("conv2").output)
-    expected = np.asarray(conv2(tiny_preprocess(images))).mean(axis=(1, 2))
-    np.testing.assert_allclose(ranker(images)[:, 16:], expected, rtol=1e-5, atol=1e-6)
-
-
-def test_mean_activations_of_vgg16_has_4224_columns():
-    vgg16 = keras.applications.VGG16(weights=None, include_top=False, input_shape=(None, None, 3))
-    ranker = MeanActivations(vgg16, lambda rgb: tf.cast(rgb, tf.float32))
-    assert len(ranker.units) == 4224
-    assert ranker(np.zeros((1, 32, 32, 3), np.uint8)).shape == (1, 4224)
-
-
-def test_top_examples_stream_equals_a_full_sort():
-    rng = np.random.default_rng(0)
-    activations = rng.normal(size=(50, 7)).astype(np.float32)
-    activations[10, 0] = activations[3, 0] = 9.0  # a tie: the earlier image wins
-    top = TopExamples(unit_count=7, k=4)
-    for image_id, row in enumerate(activations):
-        top.add(image_id, row)
-    for unit in range(7):
-        expected = np.argsort(-activations[:, unit], kind="stable")[:4]
-        assert [image_id for image_id, _ in top.best(unit)] == expected.tolist()
-        assert [value for _, value in top.best(unit)] == pytest.approx(activations[expected, unit].tolist())
-    assert [i for i, _ in top.best(0)][:2] == [3, 10]
-
-
-def test_top_examples_with_fewer_images_than_k():
-    top = TopExamples(unit_count=2, k=3)
-    top.add(5, [1.0, -2.0])
-    assert top.best(0) == [(5, 1.0)] and top.best(1) == [(5, -2.0)]
-
-
 def test_inferno_table_is_monotonic_in_lightness_and_has_the_right_ends():
     luminance = _INFERNO_LUT @ np.array([0.2126, 0.7152, 0.0722])
     assert np.all(np.diff(luminance) > 0)
@@ -300,3 +260,11 @@ def test_overlay_colours_the_hot_region_and_greys_the_rest():
     hot, cold = drawn[5, 5].astype(int), drawn[35, 35].astype(int)
     assert hot[0] > 150 and hot[1] > 150 and hot[2] < hot[1]  # inferno's pale yellow end
     assert abs(cold[0] - cold[2]) <= 4  # grayscale photo under inferno's black end: no blue cast
+
+
+def test_every_method_of_the_table_is_a_value_with_its_function():
+    assert tuple(SALIENCY_METHODS) == METHODS
+    for name, method in SALIENCY_METHODS.items():
+        assert method.name == name and method.title == METHOD_TITLES[name] and callable(method.compute)
+    assert {m.name for m in SALIENCY_METHODS.values() if m.needs_cam_layer} == {"gradcam", "gradcam_plus_plus",
+                                                                                 "scorecam"}

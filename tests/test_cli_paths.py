@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from generator.plan import PREVIEW_SIZES
-from generator.examples import BUILTIN_PHOTOS
+from generator.photos import BUILTIN_PHOTOS
 from generator.units import Unit, sample_indices
 from generator.fileio import sha256_file
 

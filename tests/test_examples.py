@@ -1,4 +1,4 @@
-"""Example photos (generator.examples): loading, bad files, discovery, and the saliency stage.
+"""The saliency stage (generator.examples and the modules it joins), end to end on a small model.
 
 The stage runs on a hand-built CNN whose answers are known without training: conv1 has a red
 detector relu(r - g - b), a green detector relu(g - r - b) and a brightness unit; conv2 copies
@@ -7,8 +7,6 @@ them (3x3, identity centre tap); the head says "class 0" for red, "class 1" for 
 """
 
 import json
-import struct
-import zlib
 
 import keras
 import numpy as np
@@ -17,183 +15,16 @@ import tensorflow as tf
 from PIL import Image
 
 from generator.errors import UserError
-from generator.examples import (
-    BUILTIN_PHOTOS,
-    RESIZE_MODE,
-    UnreadablePhoto,
-    discover_photos,
-    load_photo,
-    run_examples,
-)
+from generator.example_options import ExampleOptions
+from generator.examples import run_examples, run_examples_over_drawn_units
 from generator.model import LoadedModel
+from generator.photos import BUILTIN_PHOTOS
+from generator.records import example_problem, top_examples_problem
+from generator.saliency_methods import AttributionSettings
+from photo_files import bad_files, save
 
 RED, GREEN, BLUE = (230, 40, 40), (40, 200, 60), (40, 40, 230)
 SIZE = 32
-
-
-# --- loading ------------------------------------------------------------------------------------
-
-
-def save(tmp_path, name, array, mode=None, **options):
-    path = tmp_path / name
-    Image.fromarray(np.asarray(array), mode).save(path, **options)
-    return path
-
-
-def stripes(height, width, colours):
-    """uint8 (height, width, 3): vertical stripes of equal width, one per colour."""
-    image = np.zeros((height, width, 3), np.uint8)
-    for number, colour in enumerate(colours):
-        image[:, number * width // len(colours):(number + 1) * width // len(colours)] = colour
-    return image
-
-
-def test_wide_photo_is_center_cropped_after_short_side_resize(tmp_path):
-    path = save(tmp_path, "wide.png", stripes(20, 60, [RED, GREEN, BLUE]))
-    photo = load_photo(path, size=32)
-    assert photo.shape == (32, 32, 3) and photo.dtype == np.uint8
-    np.testing.assert_allclose(photo.reshape(-1, 3).mean(axis=0), GREEN, atol=1)  # only the middle third
-    assert "center crop" in RESIZE_MODE
-
-
-def test_tall_photo_keeps_its_middle(tmp_path):
-    tall = np.transpose(stripes(20, 90, [RED, GREEN, BLUE]), (1, 0, 2))  # 90 high, 20 wide
-    photo = load_photo(save(tmp_path, "tall.png", tall), size=16)
-    np.testing.assert_allclose(photo.reshape(-1, 3).mean(axis=0), GREEN, atol=1)
-
-
-def test_exif_orientation_is_applied(tmp_path):
-    """Stored 60x40 with red left, blue right, EXIF 6 (rotate 90 clockwise): red ends on top."""
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    path = save(tmp_path, "rotated.jpg", stripes(40, 60, [RED, BLUE]), exif=exif, quality=95)
-    photo = load_photo(path, size=32).astype(int)
-    assert photo[2, 16, 0] > 150 and photo[2, 16, 2] < 100  # top: red
-    assert photo[29, 16, 2] > 150 and photo[29, 16, 0] < 100  # bottom: blue
-
-
-def test_grayscale_becomes_equal_channels(tmp_path):
-    gray = np.tile(np.arange(0, 250, 5, dtype=np.uint8), (50, 1))
-    photo = load_photo(save(tmp_path, "gray.png", gray, "L"), size=32)
-    assert (photo[..., 0] == photo[..., 1]).all() and (photo[..., 1] == photo[..., 2]).all()
-    assert photo[..., 0].min() < 40 and photo[..., 0].max() > 210
-
-
-def test_transparency_is_composited_over_white(tmp_path):
-    rgba = np.zeros((40, 40, 4), np.uint8)
-    rgba[..., 0] = 255  # red, fully transparent except the left half
-    rgba[:, :20, 3] = 255
-    photo = load_photo(save(tmp_path, "alpha.png", rgba, "RGBA"), size=40).astype(int)
-    np.testing.assert_array_equal(photo[20, 5], [255, 0, 0])
-    np.testing.assert_array_equal(photo[20, 35], [255, 255, 255])
-
-
-def test_palette_with_transparency_is_composited_over_white(tmp_path):
-    palette_image = Image.new("P", (30, 30), 0)
-    palette_image.putpalette([0, 0, 255] + [0, 0, 0] * 255)
-    palette_image.info["transparency"] = 0
-    path = tmp_path / "palette.png"
-    palette_image.save(path, transparency=0)
-    np.testing.assert_array_equal(load_photo(path, size=30)[10, 10], [255, 255, 255])
-
-
-def test_cmyk_jpeg_is_converted(tmp_path):
-    path = tmp_path / "cmyk.jpg"
-    Image.new("CMYK", (40, 40), (0, 255, 255, 0)).save(path, quality=95)  # pure red in CMYK
-    pixel = load_photo(path, size=32)[16, 16].astype(int)
-    assert pixel[0] > 200 and pixel[1] < 60 and pixel[2] < 60
-
-
-def test_sixteen_bit_gray_is_scaled_to_eight_bits(tmp_path):
-    path = tmp_path / "deep.png"
-    Image.fromarray(np.full((40, 40), 65535, np.uint16)).save(path)
-    assert Image.open(path).mode.startswith("I")
-    assert (load_photo(path, size=32) == 255).all()
-
-
-def test_webp_loads(tmp_path):
-    path = save(tmp_path, "photo.webp", stripes(40, 40, [GREEN]), lossless=True)
-    np.testing.assert_array_equal(load_photo(path, size=32)[0, 0], GREEN)
-
-
-def png_header_only(path, width, height):
-    """A PNG whose header claims width x height pixels (no pixel data): a decompression bomb."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-                     + chunk(b"IEND", b""))
-    return path
-
-
-def truncated(path, keep=0.5):
-    data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * keep)])
-    return path
-
-
-def bad_files(folder):
-    """Write every kind of unusable photo into `folder`; {file name: words of its reason}."""
-    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    (folder / "empty.png").write_bytes(b"")
-    (folder / "notes.jpg").write_text("not a photo")
-    Image.new("RGB", (8, 8)).save(folder / "animation.png", format="GIF")
-    truncated(save(folder, "cut.png", noise))
-    truncated(save(folder, "cut.jpg", noise, quality=90))
-    png_header_only(folder / "bomb.png", 50_000, 50_000)  # over twice PIL's limit: an error
-    png_header_only(folder / "big.png", 10_000, 10_000)  # over the limit: a warning, made an error
-    return {
-        "empty.png": "empty file",
-        "notes.jpg": "not a JPEG, PNG or WebP",
-        "animation.png": "not a JPEG, PNG or WebP",
-        "cut.png": "truncated or corrupt",
-        "cut.jpg": "truncated or corrupt",
-        "bomb.png": "decompression bomb",
-        "big.png": "decompression bomb",
-    }
-
-
-def test_unusable_files_raise_unreadable_photo_with_a_reason(tmp_path):
-    expected = bad_files(tmp_path)
-    for name, words in expected.items():
-        with pytest.raises(UnreadablePhoto, match=words):
-            load_photo(tmp_path / name)
-
-
-def test_builtin_photos_ship_with_credits_and_load():
-    assert len(BUILTIN_PHOTOS) == 6
-    assert len({photo.slug for photo in BUILTIN_PHOTOS}) == 6
-    for photo in BUILTIN_PHOTOS:
-        assert photo.path.is_file(), photo.path
-        assert photo.source and photo.licence and photo.title
-    chelsea = load_photo(BUILTIN_PHOTOS[0].path)
-    assert BUILTIN_PHOTOS[0].slug == "chelsea" and chelsea.shape == (224, 224, 3)
-    assert "CC0" in BUILTIN_PHOTOS[0].licence and "van der Walt" in BUILTIN_PHOTOS[0].source
-
-
-# --- discovery ----------------------------------------------------------------------------------
-
-
-def test_discovery_is_recursive_sorted_and_slugs_are_unique(tmp_path):
-    (tmp_path / "b").mkdir()
-    for name in ("Chelsea.JPG", "b/My Photo.png", "c.webp", "skip.txt", "b/c.webp"):
-        (tmp_path / name).write_bytes(b"x")
-    photos = discover_photos(tmp_path, taken=["chelsea"])
-    assert [p.path.relative_to(tmp_path).as_posix() for p in photos] == ["Chelsea.JPG", "b/My Photo.png", "b/c.webp", "c.webp"]
-    assert [p.slug for p in photos] == ["chelsea-2", "b-my-photo", "b-c", "c"]
-    assert photos[0].title == "Chelsea" and photos[0].licence == "supplied by the user"
-
-
-@pytest.mark.parametrize("setup, words", [
-    (lambda folder: folder / "missing", "does not exist"),
-    (lambda folder: folder, "holds no .jpg, .png or .webp files"),
-    (lambda folder: (folder / "a.txt").write_text("x") and folder, "holds no .jpg"),
-    (lambda folder: (folder / "file.png").write_bytes(b"x") and folder / "file.png", "is not a folder"),
-])
-def test_missing_or_empty_folder_is_one_user_error(tmp_path, setup, words):
-    with pytest.raises(UserError, match=words) as error:
-        discover_photos(setup(tmp_path))
-    assert "\n" not in str(error.value)
 
 
 # --- the stage, on a hand-built model -----------------------------------------------------------
@@ -241,10 +72,10 @@ def photo_folder(tmp_path):
     return folder, sorted(bad)
 
 
-def run(loaded, site_src, folder, messages, **options):
-    arguments = dict(units=[("conv2", 0), ("conv2", 1)], classes=[2], include_builtin=False, top_k=2,
-                     preprocess=scale_01, progress=False, log=messages.append)
-    return run_examples(loaded, site_src, folder, **(arguments | options))
+def run(loaded, site_src, folder, messages, units=(("conv2", 0), ("conv2", 1)), classes=(2,), **choices):
+    options = ExampleOptions(**(dict(include_builtin=False, top_k=2, images_dir=folder) | choices))
+    return run_examples(loaded, site_src, units, classes, options, preprocess=scale_01, progress=False,
+                        log=messages.append)
 
 
 def test_stage_writes_known_answers_and_skips_bad_files(tmp_path, photo_folder):
@@ -366,7 +197,7 @@ def test_classes_without_a_head_and_unreadable_folders_are_user_errors(tmp_path,
 def test_stage_on_vgg16_embedded_weights_with_the_builtin_photos(tmp_path, embedded_vgg16):
     """The real stage: 6 built-in photos, 2 units (one shallow, one deep), default settings."""
     messages = []
-    records = run_examples(embedded_vgg16, tmp_path, None, units=[("block2_conv2", 3), ("block5_conv3", 42)],
+    records = run_examples(embedded_vgg16, tmp_path, units=[("block2_conv2", 3), ("block5_conv3", 42)],
                            progress=False, log=messages.append)
     assert [r.parent.name for r in records] == [p.slug for p in BUILTIN_PHOTOS]
     top = json.loads((tmp_path / "examples" / "top_examples.json").read_text())
@@ -374,3 +205,115 @@ def test_stage_on_vgg16_embedded_weights_with_the_builtin_photos(tmp_path, embed
     chelsea = json.loads(records[0].read_text())
     assert chelsea["predictions"] == [] and len(chelsea["maps"]) == 7
     assert chelsea["provenance"]["weights_source"] == "embedded"
+    assert all(example_problem(json.loads(path.read_text()), path.parent.name) is None for path in records)
+
+
+# --- the records contract, reruns and --examples-only -------------------------------------------
+
+
+def test_stage_output_follows_the_records_contract_and_records_its_choice(tmp_path, photo_folder):
+    folder, _ = photo_folder
+    loaded = LoadedModel(colour_model(), "path:colour.weights.h5", "c" * 64, has_top=True)
+    paths = run(loaded, tmp_path, folder, [], units=[], classes=[2], methods=["vanilla", "gradcam"])
+    for path in paths:
+        example = json.loads(path.read_text())
+        assert example_problem(example, path.parent.name) is None, path
+    red = json.loads((tmp_path / "examples" / "red" / "example.json").read_text())
+    assert red["primary"] == {"target": "class 0", "reason": "the top-1 class of the model's classification head"}
+    assert top_examples_problem(json.loads((tmp_path / "examples" / "top_examples.json").read_text())) is None
+
+
+def snapshot(folder):
+    """{relative path: (bytes, mtime in ns)} of every file below `folder`."""
+    return {path.relative_to(folder).as_posix(): (path.read_bytes(), path.stat().st_mtime_ns)
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_a_rerun_with_nothing_changed_leaves_every_file_untouched(tmp_path, photo_folder):
+    folder, _ = photo_folder
+    loaded = LoadedModel(colour_model(with_head=False), "embedded", "e" * 64, has_top=False)
+    run(loaded, tmp_path, folder, [], classes=[], methods=["vanilla"])
+    before = snapshot(tmp_path / "examples")
+    assert "top_examples.json" in before and "red/example.json" in before
+    run(loaded, tmp_path, folder, [], classes=[], methods=["vanilla"])
+    assert snapshot(tmp_path / "examples") == before
+
+
+def test_top_examples_keep_their_bytes_when_only_float_noise_moved(tmp_path, photo_folder):
+    from generator.example_pages import write_top_examples
+    from generator.photos import discover_photos
+    from generator.ranking import Ranking
+    from generator.targets import Target
+
+    photos = discover_photos(photo_folder[0])
+    units = [Target("conv2", 0)]
+    written = lambda best: write_top_examples(tmp_path, photos, Ranking(units, [0, 1], {}, [best]))  # noqa: E731
+    assert written([(0, 12.3457), (1, 0.5)])
+    path = tmp_path / "examples" / "top_examples.json"
+    before = path.read_bytes(), path.stat().st_mtime_ns
+    assert not written([(0, 12.3457 * (1 + 2e-7)), (1, 0.5)])
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    assert written([(0, 12.4), (1, 0.5)]) and json.loads(path.read_text())["conv2/0"][0]["activation"] == 12.4
+    assert written([(1, 0.5), (0, 12.4)]) and json.loads(path.read_text())["conv2/0"][0]["slug"] == photos[1].slug
+
+
+def test_a_page_interrupted_while_redone_keeps_no_record_of_other_settings(tmp_path, photo_folder, monkeypatch):
+    """Killed after some overlays of new settings replaced the old ones, the page must not pass
+    for complete with its old record on the next run."""
+    import generator.example_pages
+
+    folder, _ = photo_folder
+    loaded = LoadedModel(colour_model(), "path:colour.weights.h5", "c" * 64, has_top=True)
+    run(loaded, tmp_path, folder, [], units=[], classes=[], methods=["vanilla"])
+    record = tmp_path / "examples" / "green" / "example.json"
+    assert record.is_file()
+    saved = []
+
+    def dies_on_the_second_image(path, rgb):
+        saved.append(path)
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+        generator.store.save_image(path, rgb)
+
+    monkeypatch.setattr(generator.example_pages, "save_image", dies_on_the_second_image)
+    changed = ExampleOptions(include_builtin=False, images_dir=folder, methods=["vanilla"],
+                             attribution=AttributionSettings(batch_size=4))
+    with pytest.raises(KeyboardInterrupt):
+        run_examples(loaded, tmp_path, (), (), changed, preprocess=scale_01, progress=False, log=print)
+    assert [path.relative_to(record.parent).as_posix() for path in saved] == ["photo.webp", "vanilla.webp"]
+    assert not record.exists()
+
+
+def tiny_vgg16():
+    """VGG16's conv layers (VGG16 names, so records validate) with random weights, at 32 px."""
+    keras.utils.set_random_seed(1)
+    model = keras.applications.VGG16(weights=None, include_top=False, input_shape=(SIZE, SIZE, 3))
+    return LoadedModel(model, "embedded", "f" * 64, has_top=False)
+
+
+def test_examples_only_explains_every_drawn_filter(tmp_path, photo_folder):
+    from generator.synthetic import class_record, filter_record, write_synthetic_unit
+
+    folder, _ = photo_folder
+    for layer, index in (("block1_conv1", 5), ("block3_conv2", 17)):
+        write_synthetic_unit(tmp_path, filter_record(layer, index))
+    options = ExampleOptions(include_builtin=False, images_dir=folder, methods=["vanilla"], top_k=2)
+    paths = run_examples_over_drawn_units(tiny_vgg16(), tmp_path, options, progress=False, log=lambda _: None)
+    top = json.loads((tmp_path / "examples" / "top_examples.json").read_text())
+    assert set(top) == {"block1_conv1/5", "block3_conv2/17"} and all(len(entries) == 2 for entries in top.values())
+    for path in paths:
+        example = json.loads(path.read_text())
+        assert example_problem(example, path.parent.name) is None, path
+    units = [unit for path in paths for unit in json.loads(path.read_text())["units"]]
+    assert {(unit["layer"], unit["index"]) for unit in units} == {("block1_conv1", 5), ("block3_conv2", 17)}
+
+    from generator.classes import load_classes
+
+    write_synthetic_unit(tmp_path, class_record(load_classes()[3]))
+    with pytest.raises(UserError, match="class 3 needs a model with its ImageNet classification head"):
+        run_examples_over_drawn_units(tiny_vgg16(), tmp_path, options, progress=False)
+
+
+def test_examples_only_without_drawn_units_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no drawn units under"):
+        run_examples_over_drawn_units(tiny_vgg16(), tmp_path, ExampleOptions(include_builtin=False), progress=False)
