@@ -65,7 +65,8 @@ def spectra_to_rgb(spectra, scale):
     # Dividing by 4 (lucid's constant, found by trial) sets the image contrast per unit of spectrum:
     # with `frequency_scale`'s factor `size`, unit-order spectra give sigmoid inputs of unit order,
     # so neither the start nor an Adam step of `learning_rate` saturates the sigmoid at once.
-    decorrelated = tf.signal.irfft2d(complex_spectra) / 4.0  # (B, 3, S, S)
+    size = spectra.shape[-2]  # an odd size needs its length said: the default would be 2 * (S // 2)
+    decorrelated = tf.signal.irfft2d(complex_spectra, fft_length=[size, size]) / 4.0  # (B, 3, S, S)
     decorrelated = tf.transpose(decorrelated, [0, 2, 3, 1])  # (B, S, S, 3)
     rgb = tf.tensordot(decorrelated, tf.constant(COLOR_BASIS.T), axes=1)
     return tf.sigmoid(rgb)
