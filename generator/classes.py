@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from generator.architecture import NUM_CLASSES
-from generator.errors import UserError
+from .architecture import NUM_CLASSES
+from .errors import UserError
 
 CLASS_INDEX_PATH = Path(__file__).resolve().parent / "data" / "imagenet_classes.json"
 

@@ -25,10 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from generator.errors import UserError  # noqa: E402
-from generator.plan import PREVIEW_LAYERS, PREVIEW_PER_LAYER, DrawOptions, Precision, Quality  # noqa: E402
+from .errors import UserError
+from .plan import PREVIEW_LAYERS, PREVIEW_PER_LAYER, DrawOptions, Precision, Quality
 
 DEFAULT_OUT = "site_src"
 DEFAULT_SHARDS_OUT = "shards"
@@ -43,7 +41,8 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see --help)")
 
 
-def parse_args(argv):
+def _parser():
+    """The argument parser: what to draw, how, splitting across machines, stages."""
     parser = _Parser(
         description="Draw VGG16 feature visualizations and render the atlas site.",
         epilog="Layer ids: block1..block5, block3_conv1, block2_conv1..block3_conv1, predictions (classes).",
@@ -93,6 +92,12 @@ def parse_args(argv):
                         help="only the saliency stage, over the units already in --out, then the pages")
     stages.add_argument("--render-only", action="store_true", help="only re-render the pages from --out")
     stages.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def parse_args(argv):
+    """The arguments, with the checks argparse cannot express (one line and exit 2 when bad)."""
+    parser = _parser()
     args = parser.parse_args(argv)
     for name in ("per_layer", "top_k", "shards"):
         value = getattr(args, name)
@@ -112,7 +117,7 @@ def log(message):
 
 def select(args):
     """The units the arguments ask for, in stable order (validated before any model is loaded)."""
-    from generator.units import select_units
+    from .units import select_units
 
     layers, per_layer = args.layers, args.per_layer
     if args.preview:
@@ -138,7 +143,7 @@ def draw_options(args):
 
 def check_weights_source(source, units):
     """Cheap checks of --weights before TensorFlow loads: the file exists, classes have a head."""
-    from generator.sources import source_problem
+    from .sources import source_problem
 
     problem = source_problem(source, needs_head=any(unit.kind == "class" for unit in units))
     if problem:
@@ -150,9 +155,9 @@ def example_options(args):
 
     The --images folder is checked by its files' headers only: no photo is decoded.
     """
-    from generator.example_options import ExampleOptions
-    from generator.photos import check_images_dir
-    from generator.saliency_methods import parse_methods
+    from .example_options import ExampleOptions
+    from .photos import check_images_dir
+    from .saliency_methods import parse_methods
 
     options = ExampleOptions(methods=parse_methods(args.methods), top_k=args.top_k,
                              include_builtin=not args.no_builtin_images, images_dir=args.images)
@@ -179,7 +184,7 @@ def progress_bar(total):
 
 
 def render(out):
-    from generator.site import render_site
+    from .site import render_site
 
     stats = render_site(Path(out))
     log(f"rendered pages into {out}: {stats}")
@@ -200,6 +205,7 @@ def quiet_tensorflow():
     """Import TensorFlow without its start-up chatter on stderr (absl and oneDNN lines that
     TF_CPP_MIN_LOG_LEVEL does not silence); its Python warnings stay, one tf.function per layer
     is by design. An import error still raises, after stderr is restored."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 2)
     try:
@@ -215,8 +221,8 @@ def quiet_tensorflow():
 
 
 def run_plan(args):
-    from generator.cost import plan_report
-    from generator.planning import print_plan
+    from .cost import plan_report
+    from .planning import print_plan
 
     units = select(args)
     report = plan_report(units, args.shards, draw_options(args))
@@ -225,9 +231,9 @@ def run_plan(args):
 
 
 def run_draw(args):
-    from generator import store
-    from generator.cost import check_memory, shard_units
-    from generator.units import parse_shard
+    from . import store
+    from .cost import check_memory, shard_units
+    from .units import parse_shard
 
     selection, options = select(args), draw_options(args)
     shard = parse_shard(args.shard, args.shards) if args.shard else None
@@ -241,7 +247,7 @@ def run_draw(args):
     examples = None if shard or args.no_examples else example_options(args)
     with store.output_lock(writable_directory(out)):
         if shard:
-            from generator.shards import write_shard_manifest
+            from .shards import write_shard_manifest
 
             write_shard_manifest(out, shard, selection, units, options)
             if not units:
@@ -253,7 +259,7 @@ def run_draw(args):
             log(f"shard {shard[0]}/{shard[1]} complete in {out}; merge the shards with --merge")
             return 0
         if examples is not None:
-            from generator.examples import run_examples
+            from .examples import run_examples
 
             run_examples(loaded, out, units=[(u.layer, u.index) for u in units if u.kind == "filter"],
                          classes=[u.index for u in units if u.kind == "class"], options=examples,
@@ -265,14 +271,14 @@ def run_draw(args):
 def load_model(weights, units=()):
     """The VGG16 of --weights; with the ImageNet head required when `units` hold classes."""
     quiet_tensorflow()
-    from generator.model import load_vgg16
+    from .model import load_vgg16
 
     needs_head = any(unit.kind == "class" for unit in units)
     return load_vgg16(weights, include_top=True if needs_head else None, log=log)
 
 
 def draw(loaded, out, units, options, args):
-    from generator.atlas import AtlasRun
+    from .atlas import AtlasRun
 
     log(f"weights: {loaded.source} (sha256 {loaded.sha256[:12]}), {len(units)} units to draw into {out}")
     began = time.perf_counter()
@@ -281,9 +287,8 @@ def draw(loaded, out, units, options, args):
 
 
 def run_examples_only(args):
-    from generator import store
-
-    from generator.examples import run_examples_over_drawn_units
+    from . import store
+    from .examples import run_examples_over_drawn_units
 
     out = Path(args.out or DEFAULT_OUT)
     examples = example_options(args)
@@ -294,8 +299,8 @@ def run_examples_only(args):
 
 
 def run_merge(args):
-    from generator import store
-    from generator.shards import check_shards
+    from . import store
+    from .shards import check_shards
 
     shards, sha = check_shards([Path(d) for d in args.merge])
     units = [unit for shard in shards for unit in shard["units"]]
@@ -308,7 +313,7 @@ def run_merge(args):
         if loaded.sha256 != sha:
             raise UserError(f"--weights {args.weights} has sha256 {loaded.sha256[:12]}, the shards were drawn with "
                             f"{sha[:12]}; give the --weights the shards used")
-        from generator.merge import merge_shards
+        from .merge import merge_shards
 
         print_summary(merge_shards(shards, out, loaded, log=log))
         render(out)
@@ -319,7 +324,7 @@ def run_render_only(args):
     out = Path(args.out or DEFAULT_OUT)
     if not out.is_dir():
         raise UserError(f"site source {out} is not a directory; give the --out of a drawing run")
-    from generator import store
+    from . import store
 
     with store.output_lock(out):
         render(out)

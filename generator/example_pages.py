@@ -18,7 +18,13 @@ import tensorflow as tf
 
 from . import records
 from .attribution import Attributor
-from .fileio import UnreadableJson, atomic_write_bytes, atomic_write_json, read_json, sha256_file
+from .fileio import (
+    UnreadableJson,
+    atomic_write_bytes,
+    atomic_write_json,
+    read_json,
+    sha256_file,
+)
 from .heatmap import OVERLAY_SETTINGS, overlay
 from .photos import RESIZE_MODE
 from .store import save_image

@@ -23,11 +23,11 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from generator import sources
-from generator.architecture import CLASS_LAYER
-from generator import weights as embedded
-from generator.fileio import sha256_file
-from generator.errors import UserError
+from . import sources
+from . import weights as embedded
+from .architecture import CLASS_LAYER
+from .errors import UserError
+from .fileio import sha256_file
 
 # Where Keras' VGG16(weights="imagenet") fetches the full weights file, and what it calls it.
 IMAGENET_WEIGHTS_URL = (

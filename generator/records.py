@@ -18,7 +18,13 @@ from typing import TypedDict
 import jsonschema
 
 from . import __version__
-from .architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS, MODEL_NAME, NUM_CLASSES
+from .architecture import (
+    CLASS_LAYER,
+    CONV_LAYER_BY_NAME,
+    CONV_LAYERS,
+    MODEL_NAME,
+    NUM_CLASSES,
+)
 from .classes import load_classes
 from .errors import UserError
 
@@ -121,6 +127,13 @@ class UnitRecord(TypedDict):
     results: Results
 
 
+def _document_schema(title, required, properties):
+    """A JSON Schema (draft 2020-12) of one of our documents: an object with `"schema": SCHEMA`
+    and these required keys and properties."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title, "type": "object",
+            "required": ["schema", *required], "properties": {"schema": {"const": SCHEMA}, **properties}}
+
+
 _FILE_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.(webp|png)$"}
 _OPTIONAL_FILE_NAME = {"anyOf": [_FILE_NAME, {"type": "null"}]}
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
@@ -128,14 +141,11 @@ _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 _TIMESTAMP = {"type": "string", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"}
 _LAYER = {"enum": [layer.name for layer in CONV_LAYERS] + [CLASS_LAYER]}
 
-UNIT_SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "unit.json",
-    "type": "object",
-    "required": ["schema", "model", "layer", "index", "kind", "label", "wnid", "url", "images", "settings",
-                 "provenance", "results"],
-    "properties": {
-        "schema": {"const": SCHEMA},
+UNIT_SCHEMA = _document_schema(
+    "unit.json",
+    required=["model", "layer", "index", "kind", "label", "wnid", "url", "images", "settings",
+              "provenance", "results"],
+    properties={
         "model": {"const": MODEL_NAME},
         "layer": _LAYER,
         "index": {"type": "integer", "minimum": 0},
@@ -185,7 +195,7 @@ UNIT_SCHEMA = {
             },
         },
     },
-}
+)
 
 _QUALITY = {
     "anyOf": [
@@ -199,13 +209,10 @@ _QUALITY = {
     ]
 }
 
-MANIFEST_SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "manifest.json",
-    "type": "object",
-    "required": ["schema", "model", "weights", "layers", "units"],
-    "properties": {
-        "schema": {"const": SCHEMA},
+MANIFEST_SCHEMA = _document_schema(
+    "manifest.json",
+    required=["model", "weights", "layers", "units"],
+    properties={
         "model": {"const": MODEL_NAME},
         "generator_version": {"type": "string"},
         "weights": {
@@ -235,19 +242,16 @@ MANIFEST_SCHEMA = {
             },
         },
     },
-}
+)
 
 _SLUG = {"type": "string", "pattern": r"^[a-z0-9]+(-[a-z0-9]+)*$"}
 _EXAMPLE_FILE = {"type": "string", "pattern": r"^(units/)?[A-Za-z0-9_][A-Za-z0-9_.-]*\.webp$"}
 
-EXAMPLE_SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "example.json",
-    "type": "object",
-    "required": ["schema", "slug", "title", "source", "licence", "url", "photo", "predictions", "maps", "units",
-                 "settings", "provenance"],
-    "properties": {
-        "schema": {"const": SCHEMA},
+EXAMPLE_SCHEMA = _document_schema(
+    "example.json",
+    required=["slug", "title", "source", "licence", "url", "photo", "predictions", "maps", "units",
+              "settings", "provenance"],
+    properties={
         "slug": _SLUG,
         "title": {"type": "string"},
         "source": {"type": "string"},
@@ -281,7 +285,7 @@ EXAMPLE_SCHEMA = {
         "settings": {"type": "object"},
         "provenance": {"type": "object"},
     },
-}
+)
 
 _TOP_EXAMPLE_PATH = {"type": "string", "pattern": r"^examples/[a-z0-9-]+/(units/)?[A-Za-z0-9_][A-Za-z0-9_.-]*\.webp$"}
 TOP_EXAMPLES_SCHEMA = {

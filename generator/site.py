@@ -29,10 +29,16 @@ import jinja2
 import markupsafe
 
 from . import records, store
-from .architecture import CLASS_LAYER, CONV_LAYERS, MODEL_NAME, NUM_CLASSES, TOTAL_FILTERS
+from .architecture import (
+    CLASS_LAYER,
+    CONV_LAYERS,
+    MODEL_NAME,
+    NUM_CLASSES,
+    TOTAL_FILTERS,
+)
 from .classes import class_index_credit, load_classes
 from .errors import UserError
-from .fileio import UnreadableJson, read_json, write_if_changed
+from .fileio import write_if_changed
 from .saliency_methods import METHOD_TITLES
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -172,26 +178,18 @@ def _example_url(example):
     return records.example_url(example["slug"])
 
 
-def _read_checked(path, problem_of):
-    """The JSON document at `path` (None when absent); records.InvalidRecord when it breaks the contract."""
-    try:
-        document = read_json(path)
-    except UnreadableJson as error:
-        raise records.InvalidRecord(f"{path}: {error}; delete it or rerun the saliency stage") from None
-    problem = problem_of(document) if document is not None else None
-    if problem:
-        raise records.InvalidRecord(f"{path}: {problem}; delete it or rerun the saliency stage")
-    return document
+SALIENCY_REMEDY = "delete it or rerun the saliency stage"
 
 
 def _read_examples(site_src):
     """Example photo records (sorted by slug) and the top-examples table, both possibly empty."""
     examples_dir = Path(site_src, records.EXAMPLES_DIR)
     examples = [
-        _read_checked(path, lambda example, slug=path.parent.name: records.example_problem(example, slug))
+        store.read_valid(path, lambda example, slug=path.parent.name: records.example_problem(example, slug),
+                         SALIENCY_REMEDY)
         for path in sorted(examples_dir.glob(f"*/{records.EXAMPLE_RECORD_NAME}"))
     ]
-    top = _read_checked(examples_dir / records.TOP_EXAMPLES_NAME, records.top_examples_problem)
+    top = store.read_valid(examples_dir / records.TOP_EXAMPLES_NAME, records.top_examples_problem, SALIENCY_REMEDY)
     return examples, top or {}
 
 

@@ -19,8 +19,14 @@ from PIL import Image
 
 from . import records
 from .architecture import MODEL_NAME
-from .fileio import UnreadableJson, atomic_write_bytes, atomic_write_json, read_json, remove_stale_temporaries
 from .errors import UserError
+from .fileio import (
+    UnreadableJson,
+    atomic_write_bytes,
+    atomic_write_json,
+    read_json,
+    remove_stale_temporaries,
+)
 
 THUMB_SIZE = 96
 THUMB_QUALITY = 80
@@ -98,9 +104,19 @@ def write_unit_files(unit_dir, record, files):
     atomic_write_json(unit_dir / records.UNIT_RECORD_NAME, record)
 
 
-def _checked(path, document, problem):
-    if problem is not None:
-        raise records.InvalidRecord(f"{path}: {problem}; delete it, or rerun the drawing to redo it")
+def read_valid(path, problem_of, remedy="delete it, or rerun the drawing to redo it"):
+    """The JSON document at `path`, checked by `problem_of` (document -> None or why it is
+    invalid); None when there is no such file.
+
+    Raises records.InvalidRecord, one line naming the file, the problem and `remedy`.
+    """
+    try:
+        document = read_json(path)
+    except UnreadableJson as error:
+        raise records.InvalidRecord(f"{path}: {error}; {remedy}") from None
+    problem = problem_of(document) if document is not None else None
+    if problem:
+        raise records.InvalidRecord(f"{path}: {problem}; {remedy}")
     return document
 
 
@@ -110,14 +126,7 @@ def read_record(unit_dir):
     Raises records.InvalidRecord (one line naming the file) when it breaks the contract or names
     an image outside its folder.
     """
-    path = Path(unit_dir) / records.UNIT_RECORD_NAME
-    try:
-        record = read_json(path)
-    except UnreadableJson as error:
-        return _checked(path, None, str(error))
-    if record is None:
-        return None
-    return _checked(path, record, records.unit_problem(record))
+    return read_valid(Path(unit_dir) / records.UNIT_RECORD_NAME, records.unit_problem)
 
 
 def image_side(path):
@@ -174,14 +183,7 @@ def write_manifest(site_src, manifest):
 
 def read_manifest(site_src):
     """site_src/vgg16/manifest.json parsed, or None when absent; records.InvalidRecord when invalid."""
-    path = records.manifest_path(site_src)
-    try:
-        manifest = read_json(path)
-    except UnreadableJson as error:
-        return _checked(path, None, str(error))
-    if manifest is None:
-        return None
-    return _checked(path, manifest, records.manifest_problem(manifest))
+    return read_valid(records.manifest_path(site_src), records.manifest_problem)
 
 
 def layer_records(site_src, layer, on_invalid=None):

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS, MODEL_NAME, NUM_CLASSES
+from .architecture import (
+    CLASS_LAYER,
+    CONV_LAYER_BY_NAME,
+    CONV_LAYERS,
+    MODEL_NAME,
+    NUM_CLASSES,
+)
 from .classes import find_class, load_classes
 from .errors import UserError
 

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from generator.architecture import CONV_LAYERS
-from generator.errors import UserError
-from generator.fileio import atomic_write_json, sha256_file
+from .architecture import CONV_LAYERS
+from .errors import UserError
+from .fileio import atomic_write_json, sha256_file
 
 CACHE_ENV = "VGG16_ATLAS_CACHE"
 DEFAULT_CACHE_DIR = Path("~/.cache/vgg16-atlas")

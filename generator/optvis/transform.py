@@ -14,7 +14,6 @@ import tensorflow as tf
 from .settings import FRAME_GRAY
 
 
-
 def frame(images, pad):
     """Images (B, S, S, 3) in [0, 1] with a border of `pad` pixels of FRAME_GRAY on each side."""
     return tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], constant_values=FRAME_GRAY)
