@@ -24,7 +24,6 @@ scoring pass, copies to NumPy). That per-batch setup is printed too; it is amort
     python bench/bench_render.py                 # everything, about 8-10 minutes here
     python bench/bench_render.py --quick         # fewer repetitions, (d) partly FLOP-scaled, ~4 min
     python bench/bench_render.py --sections a,b  # a subset
-    python bench/bench_render.py --experiments   # candidate engine changes, measured (~4 min)
     python bench/bench_render.py --json out.json # also write the numbers
 """
 
@@ -34,7 +33,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -48,13 +47,12 @@ if str(ROOT) not in sys.path:
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from generator.architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS, NUM_CLASSES  # noqa: E402
 from generator.model import build_vgg16, load_vgg16, preprocess  # noqa: E402
 from generator.optvis.objectives import layer_scores, unit_objective  # noqa: E402
 from generator.optvis.render import Renderer  # noqa: E402
-from generator.optvis.settings import Transforms  # noqa: E402
+from generator.cost import forward_flops  # noqa: E402
 from generator.plan import DrawOptions, Quality, plan_layer  # noqa: E402
 from generator.units import Unit  # noqa: E402
 
@@ -115,25 +113,10 @@ def ratio_stats(numerator, denominator):
 # ------------------------------------------------------------------ what is timed
 
 
-def conv_forward_flops(layer, side):
-    """FLOPs (2 per multiply-add) of VGG16's convolutions up to and including `layer` at side px."""
-    total, cin, size, block = 0, 3, side, 1
-    for conv in CONV_LAYERS:
-        if conv.block != block:
-            size, block = size // 2, conv.block
-        total += 2 * size * size * 9 * cin * conv.filters
-        cin = conv.filters
-        if conv.name == layer:
-            return total
-    if layer == CLASS_LAYER:  # whole conv base, then fc1, fc2, predictions
-        return total + 2 * (7 * 7 * 512 * 4096 + 4096 * 4096 + 4096 * NUM_CLASSES)
-    raise KeyError(layer)
-
-
 def step_flops(layer, side):
     """FLOPs of one image-step: forward plus the input-gradient backward pass (same cost as the
     forward convolutions); no filter gradients are needed."""
-    return 2 * conv_forward_flops(layer, side)
+    return 2 * forward_flops(layer, side)
 
 
 def objective_for(model, plan):
@@ -524,161 +507,6 @@ class Bench:
         self.results["c"] = rows
 
 
-# ------------------------------------------------------------------ experiments (engine changes)
-
-
-def window_sum_scores(model, layer_name):
-    """Candidate engine change: the channel-mean pre-activation of a 3x3 'same' stride-1 conv
-    without running the conv. mean_p(conv(x)[p, u]) + b_u is linear in nine sums of the layer's
-    input x: for tap (dy, dx) the sum of x over all positions minus the row/column that the tap
-    never reaches (zero padding), plus the corner counted twice. So scores = (B, 9 Cin) @ (9 Cin,
-    Cout) + b, exact up to float rounding, and the target conv's forward and backward are gone."""
-    layer = model.get_layer(layer_name)
-    trunk = keras.Model(model.inputs, layer.input)
-    kernel, bias = (tf.constant(w) for w in layer.get_weights())
-    flat_kernel = tf.reshape(kernel, (-1, kernel.shape[-1]))  # rows in (dy, dx, c) order
-
-    def scores(images):
-        x = trunk(preprocess(images * 255.0))
-        total = tf.reduce_sum(x, [1, 2])
-        rows = {0: tf.reduce_sum(x[:, -1], 1), 1: None, 2: tf.reduce_sum(x[:, 0], 1)}  # row not reached
-        cols = {0: tf.reduce_sum(x[:, :, -1], 1), 1: None, 2: tf.reduce_sum(x[:, :, 0], 1)}
-        corners = {(0, 0): x[:, -1, -1], (0, 2): x[:, -1, 0], (2, 0): x[:, 0, -1], (2, 2): x[:, 0, 0]}
-        sums = []
-        for dy in range(3):
-            for dx in range(3):
-                s = total
-                if rows[dy] is not None:
-                    s = s - rows[dy]
-                if cols[dx] is not None:
-                    s = s - cols[dx]
-                if (dy, dx) in corners:
-                    s = s + corners[(dy, dx)]
-                sums.append(s)
-        count = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
-        windows = tf.reshape(tf.stack(sums, axis=1), (tf.shape(x)[0], -1)) / count
-        return windows @ flat_kernel + bias
-
-    return scores
-
-
-def bfloat16_model(model):
-    """A copy of the conv base computing in bfloat16 (float32 variables): keras mixed_bfloat16."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        copy = build_vgg16(include_top=False)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    for layer in model.layers:
-        if layer.weights:
-            copy.get_layer(layer.name).set_weights(layer.get_weights())
-    return copy
-
-
-def as_float32(objective):
-    return lambda images, units: tf.cast(objective(images, units), tf.float32)
-
-
-@dataclass(frozen=True)
-class PadOnly(Transforms):
-    """Candidate for layers with tiny receptive fields: the gray pad only, no affine warp."""
-
-    def __call__(self, images, seeds, step):
-        pad = self.pad
-        return tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], constant_values=0.5)
-
-
-def experiments(bench, log, quick):
-    """Candidate engine changes, each timed interleaved against the stock engine (full Renderer
-    calls at the layer's full-atlas defaults), compared per image-step."""
-    model = bench.model
-    reps = 2 if quick else 3
-    bf16 = bfloat16_model(model)
-    results = []
-    log("\nexperiments: candidate engine changes, full Renderer calls, full-atlas defaults")
-    for layer in EXPERIMENT_LAYERS:
-        plan = plan_layer(layer)
-        settings = plan.settings
-        steps = max(1, A_STEPS[layer] // 2)
-        stock_objective = objective_for(model, plan)
-        variants = {
-            "stock": Ours(stock_objective, settings, steps, layer),
-            "window_sums": Ours(unit_objective(window_sum_scores(model, layer)), settings, steps, layer),
-            "bfloat16": Ours(as_float32(unit_objective(layer_scores(bf16, layer, preprocess))), settings, steps, layer),
-        }
-        if CONV_LAYER_BY_NAME[layer].block == 1:
-            t = settings.transforms
-            variants["batch_64"] = Ours(stock_objective, replace(settings, batch_size=64), steps, layer)
-            variants["no_affine_warp"] = Ours(
-                stock_objective,
-                replace(settings, transforms=PadOnly(t.pad, t.jitter, t.scale_range, t.rotate_degrees)), steps, layer)
-        side = settings.transforms.output_size(settings.size)
-        x = tf.random.stateless_uniform((settings.batch_size, side, side, 3), seed=[3, 4])
-        reference = layer_scores(model, layer, preprocess)(x).numpy()
-        difference = {
-            "window_sums": float(np.abs(window_sum_scores(model, layer)(x).numpy() - reference).max()),
-            "bfloat16": float(np.abs(tf.cast(layer_scores(bf16, layer, preprocess)(x), tf.float32).numpy()
-                                     - reference).max()),
-        }
-        calls = {}
-        for name, ours in variants.items():
-            ours.warm()
-            calls[name], calls[name + "_setup"] = ours.call, ours.call_setup
-        bare = bare_bound(stock_objective, settings.batch_size, side, steps)
-        bare_xla = bare_bound(stock_objective, settings.batch_size, side, steps, jit_compile=True)
-        bare()
-        bare_xla()
-        calls["bare"], calls["bare_xla"] = bare, bare_xla
-        log(f"  {layer}: {settings.batch_size} x {side} px, {steps} steps/call")
-        times = interleave(calls, reps, log)
-        row = {"layer": layer, "max_abs_score_difference": difference, "scale": float(np.abs(reference).max())}
-        for clock in ("wall", "cpu"):
-            t = {name: np.asarray(v[clock]) for name, v in times.items()}
-            image_step = {name: (t[name] - t[name + "_setup"]) / (steps * ours.settings.batch_size)
-                          for name, ours in variants.items()}
-            row[clock] = {name: ratio_stats(image_step[name], image_step["stock"])
-                          for name in variants if name != "stock"}
-            row[clock]["bare_xla_vs_bare"] = ratio_stats(t["bare_xla"], t["bare"])
-            row[clock]["stock_vs_bare"] = ratio_stats(image_step["stock"] * steps * settings.batch_size, t["bare"])
-            row[clock]["stock_ms"] = float(np.median(image_step["stock"])) * 1e3
-        results.append(row)
-        w, c = row["wall"], row["cpu"]
-        log(f"  {layer}: per image-step, relative to stock (wall median / of minima / cpu median): " + "; ".join(
-            f"{name} {w[name]['median']:.3f} / {w[name]['of_minima']:.3f} / {c[name]['median']:.3f}"
-            for name in list(variants)[1:] + ["bare_xla_vs_bare", "stock_vs_bare"]))
-        log(f"  {layer}: max |score difference| {difference['window_sums']:.2g} (window sums), "
-            f"{difference['bfloat16']:.2g} (bfloat16), scores up to {row['scale']:.3g}")
-    # Does bfloat16 reach the same objective? Draw 8 block3_conv1 units both ways, score in float32.
-    steps = 48 if quick else 96
-    plan = plan_layer("block3_conv1", DrawOptions(steps=steps, batch_size=8))
-    scores32 = layer_scores(model, "block3_conv1", preprocess)
-    units, seeds = first_units("block3_conv1", 8)
-    drawn = {}
-    for name, objective in (("float32", objective_for(model, plan)),
-                            ("bfloat16", as_float32(unit_objective(layer_scores(bf16, "block3_conv1", preprocess))))):
-        images, _ = Renderer(objective, plan.settings).render(units, seeds)
-        pad = plan.settings.transforms.pad
-        framed = np.pad(images, [(0, 0), (pad, pad), (pad, pad), (0, 0)], constant_values=128)
-        own = scores32(tf.constant(framed, tf.float32) / 255.0).numpy()[np.arange(8), units]
-        drawn[name] = {"images": images, "objective": own}
-    gain = drawn["bfloat16"]["objective"] / drawn["float32"]["objective"]
-    difference = np.abs(drawn["bfloat16"]["images"].astype(int) - drawn["float32"]["images"].astype(int)).mean()
-    out = ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    rows = [np.concatenate(list(drawn[name]["images"]), axis=1) for name in ("float32", "bfloat16")]
-    Image.fromarray(np.concatenate(rows, axis=0)).save(out / "bfloat16_check.png")
-    log(f"  bfloat16 vs float32 drawing, block3_conv1, 8 units, {steps} steps: objective reached "
-        f"(float32 scoring) ratio median {np.median(gain):.3f} (min {gain.min():.3f}); mean |pixel "
-        f"difference| {difference:.1f} of 255; top row float32, bottom bfloat16: bench/out/bfloat16_check.png")
-    return {"layers": results, "bfloat16_objective_ratio_median": float(np.median(gain)),
-            "bfloat16_objective_ratio_min": float(gain.min()), "bfloat16_mean_pixel_difference": float(difference),
-            "bfloat16_check_steps": steps}
-
-
-# ------------------------------------------------------------------ main
-
-
 def machine():
     cpu = "unknown CPU"
     try:
@@ -697,7 +525,6 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and steps; (d) partly FLOP-scaled")
     parser.add_argument("--sections", default="a,b,c,d", help="comma list of a,b,c,d (default all)")
-    parser.add_argument("--experiments", action="store_true", help="time candidate engine changes instead")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     began = time.perf_counter()
@@ -710,14 +537,11 @@ def main(argv=None):
         f"TensorFlow {info['tensorflow']}, Keras {info['keras']}; load average {info['load_average']}")
     bench = Bench(args.quick, log)
     output = {"machine": info, "quick": args.quick, "date": f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%MZ}"}
-    if args.experiments:
-        output["experiments"] = experiments(bench, log, args.quick)
-    else:
-        sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-        for name in ("a", "b", "c", "d"):  # c uses a's measurements; d reuses a's too
-            if name in sections:
-                getattr(bench, f"section_{name}")()
-        output.update(bench.results)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    for name in ("a", "b", "c", "d"):  # c uses a's measurements; d reuses a's too
+        if name in sections:
+            getattr(bench, f"section_{name}")()
+    output.update(bench.results)
     output["seconds"] = time.perf_counter() - began
     output["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     log(f"done in {output['seconds'] / 60:.1f} min; load average now {output['load_average_end']}")
