@@ -4,13 +4,15 @@ Inputs: the unit records (`site_src/vgg16/**/unit.json`), the manifest (optional
 index shipped in `generator/data/`, and the example photo records under `site_src/examples/`.
 Outputs, all written atomically and only when their content changed:
 
-    index.md, methods.md, credits.md, downloads.md      hand-written content from templates/pages/
-    vgg16/<layer>/index.md                              one page per conv layer: the thumbnail grid
-    vgg16/<layer>/<index>/index.md                      one page per computed filter
+    index.md, methods.md, credits.md, downloads.md,     hand-written content from templates/pages/
+    compare.md                                          (home: a mosaic of the best drawn units)
+    vgg16/<layer>/index.md                              one page per conv layer: the whole layer's grid
+    vgg16/<layer>/<index>/index.md                      one page per filter, drawn or not (then: how to draw it)
     vgg16/classes/index.md                              all 1,000 classes, by index and by name
     vgg16/classes/<index>-<slug>/index.md               one page per class, computed or not
     examples/index.md, examples/<slug>/index.md         the example photos and their saliency maps
     vgg16/units.csv                                     every computed unit, for download
+    vgg16/compare.json                                  every drawn unit, compact, for the compare page
 
 Pages under vgg16/ and examples/ that the data no longer backs are removed, so rendering twice
 gives the same tree. Pages are Markdown with raw-HTML blocks; every label reaches the HTML escaped.
@@ -109,6 +111,11 @@ def _number(value):
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def _rounded(value):
+    """A float rounded to 4 significant digits (other values unchanged), for compact JSON."""
+    return float(f"{value:.4g}") if isinstance(value, float) else value
 
 
 def _percent(fraction):
@@ -522,26 +529,33 @@ class SiteRenderer:
             )
 
     def compare_json(self):
-        """The data of the compare page: every layer's size, every class's directory, every drawn unit.
+        """The data of the compare page (compact: it holds every drawn unit of the atlas).
 
-        {"layers": {name: filters}, "classes": [dir name by index],
-         "units": {"<layer>/<index>": {"label", "url", "image", "width", "height", "pixelated",
-                                        "results": {...}, "settings": {"size", "steps", "seed"}}}}
-        URLs are relative to the site root.
+        {"layers": {name: filters}, "classes": [dir name by class index],
+         "units": {"<layer>/<index>": {"w": width, "h": height, "r": [objective, specificity margin,
+                   robustness, flat], "s": [size, steps, seed], and only when they differ from the
+                   usual: "image" (master file name if not image.webp), "label" (classes: the name),
+                   "pixel": 1 (shown with hard pixel edges)}}}
+        The page URL follows from the key (docs/ARCHITECTURE.md); results are rounded to 4 digits.
         """
         units = {}
         records = [r for layer in CONV_LAYERS for r in self.data.filters_by_layer[layer.name]]
         records += [self.data.class_records[index] for index in sorted(self.data.class_records)]
         for record in records:
             images = _unit_images(record, self.site_src)
-            settings = record["settings"]
-            units[f"{record['layer']}/{record['index']}"] = {
-                "label": record["label"], "url": record["url"], "image": record["url"] + images["master"],
-                "width": images["width"], "height": images["height"], "pixelated": images["pixelated"],
-                "results": {key: value for key, value in (record.get("results") or {}).items()
-                            if key in ("objective", "specificity", "robustness", "flat")},
-                "settings": {key: settings.get(key) for key in ("size", "steps", "seed")},
+            results, settings = record.get("results") or {}, record["settings"]
+            entry = {
+                "w": images["width"], "h": images["height"],
+                "r": [_rounded(results.get(key)) for key in ("objective", "specificity", "robustness", "flat")],
+                "s": [settings.get(key) for key in ("size", "steps", "seed")],
             }
+            if images["master"] != "image.webp":
+                entry["image"] = images["master"]
+            if record["layer"] == CLASS_LAYER:
+                entry["label"] = record["label"]
+            if images["pixelated"]:
+                entry["pixel"] = 1
+            units[f"{record['layer']}/{record['index']}"] = entry
         return json.dumps({
             "layers": {layer.name: layer.filters for layer in CONV_LAYERS},
             "classes": [imagenet_class.dir_name for imagenet_class in self.classes],

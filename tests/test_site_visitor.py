@@ -175,6 +175,5 @@ def test_compare_data_holds_every_drawn_unit(site_src):
     assert data["classes"][20] == "20-water-ouzel"
     assert len(data["units"]) == 3 * len(CONV_LAYERS) + 4 + 7
     unit = data["units"]["block1_conv1/1"]
-    assert unit["url"] == "vgg16/block1_conv1/1/" and unit["image"] == "vgg16/block1_conv1/1/image.webp"
-    assert (unit["width"], unit["height"], unit["pixelated"]) == (10, 11, True)
-    assert data["units"]["predictions/292"]["label"] == "tiger"
+    assert unit == {"w": 10, "h": 11, "r": [1.1, 0.5, 0.75, False], "s": [32, 256, 1], "pixel": 1}
+    assert data["units"]["predictions/607"]["label"] == "jack-o'-lantern"

@@ -3,10 +3,10 @@
  *
  *   compare/?u=block5_conv3/24,block4_conv2/14,predictions/20
  *
- * Reads vgg16/compare.json, which generator/site.py writes from the unit records:
- *   {layers: {name: filters}, classes: [dir name by index], units: {"<layer>/<index>": {label, url,
- *    image, width, height, pixelated, results: {objective, specificity, robustness, flat},
- *    settings: {size, steps, seed}}}}
+ * Reads vgg16/compare.json, which generator/site.py writes from the unit records
+ * (SiteRenderer.compare_json): {layers: {name: filters}, classes: [dir name by index],
+ *   units: {"<layer>/<index>": {w, h, r: [objective, specificity, robustness, flat],
+ *   s: [size, steps, seed], image?, label?, pixel?}}}
  * A unit not drawn yet is shown as a placeholder linking to its page. No server is involved.
  */
 (function () {
@@ -63,7 +63,9 @@
   }
 
   function label(key) {
-    var parts = key.split("/")
+    var parts = key.split("/"), unit = data.units[key]
+    if (unit && unit.label)
+      return unit.label
     if (parts[0] === CLASS_LAYER)
       return "class " + parts[1] + " " + data.classes[+parts[1]].replace(/^\d+-/, "").replace(/-/g, " ")
     return parts[0] + " #" + parts[1]
@@ -88,30 +90,30 @@
 
   function card(key) {
     var unit = data.units[key]
-    var figure = element("figure", "atlas-compare__item" + (unit && unit.pixelated ? " atlas-pixelated" : ""))
+    var name = label(key)
+    var figure = element("figure", "atlas-compare__item" + (unit && unit.pixel ? " atlas-pixelated" : ""))
     figure.setAttribute("data-unit", key)
     var link = element("a")
     link.href = base + pageUrl(key)
     if (unit) {
       var image = element("img")
-      image.src = base + unit.image
-      image.width = unit.width
-      image.height = unit.height
-      image.alt = "Input that maximizes " + unit.label
+      image.src = base + pageUrl(key) + (unit.image || "image.webp")
+      image.width = unit.w
+      image.height = unit.h
+      image.alt = "Input that maximizes " + name
       link.append(image)
     } else {
       link.append(element("span", "atlas-placeholder atlas-compare__placeholder", "not drawn yet"))
     }
     var caption = element("figcaption")
-    var title = element("a", null, unit ? unit.label : label(key))
+    var title = element("a", null, name)
     title.href = base + pageUrl(key)
     caption.append(title)
     if (unit) {
       var table = element("table")
-      var rows = [["Objective", unit.results.objective], ["Specificity margin", unit.results.specificity],
-                  ["Robustness", unit.results.robustness], ["Flat", unit.results.flat],
-                  ["Size", unit.width + "\u00d7" + unit.height + " px"], ["Steps", unit.settings.steps],
-                  ["Seed", unit.settings.seed]]
+      var rows = [["Objective", unit.r[0]], ["Specificity margin", unit.r[1]], ["Robustness", unit.r[2]],
+                  ["Flat", unit.r[3]], ["Size", unit.w + "\u00d7" + unit.h + " px"], ["Steps", unit.s[1]],
+                  ["Seed", unit.s[2]]]
       rows.forEach(function (row) {
         var tr = element("tr")
         tr.append(element("th", null, row[0]), element("td", null, number(row[1])))
@@ -121,7 +123,7 @@
     }
     var remove = element("button", "md-button atlas-compare__remove", "Remove")
     remove.type = "button"
-    remove.setAttribute("aria-label", "Remove " + (unit ? unit.label : label(key)))
+    remove.setAttribute("aria-label", "Remove " + name)
     remove.addEventListener("click", function () {
       selection = selection.filter(function (other) { return other !== key })
       writeSelection()
