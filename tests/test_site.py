@@ -142,8 +142,10 @@ def test_class_pages_with_and_without_image(small_atlas):
     assert "No class image has been computed yet" in jay and "image.webp" not in jay
     assert front_matter(site_src / "vgg16/classes/607-jack-o-lantern/index.md")["title"] == "jack-o&#39;-lantern"
     index = (site_src / "vgg16/classes/index.md").read_text()
-    assert '<a class="atlas-cell" href="292-tiger/"><img src="292-tiger/thumb.webp"' in index
-    assert '<li><a href="607-jack-o-lantern/">jack-o&#39;-lantern</a> <span class="atlas-wnid">n03590841</span></li>' in index
+    assert '<li><a href="292-tiger/"><img src="292-tiger/thumb.webp"' in index
+    assert '<li><a href="607-jack-o-lantern/"><img src="607-jack-o-lantern/thumb.webp" loading="lazy" decoding="async" ' \
+        'width="32" height="32" alt="">jack-o&#39;-lantern</a> <span class="atlas-wnid">n03590841</span></li>' in index
+    assert '<li><a href="17-jay/">jay</a> <span class="atlas-wnid">n01580077</span></li>' in index
 
 
 def test_example_page_escapes_title_and_links_predictions(small_atlas):

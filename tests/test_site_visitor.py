@@ -128,7 +128,9 @@ def test_class_index_is_one_list_without_an_image_column(site_src):
     for imagenet_class in load_classes():
         assert index.count(f'<li><a href="{imagenet_class.dir_name}/">') == 1
     assert index.count("<li>") == 1000
-    assert index.count('<a class="atlas-cell"') == 7  # the drawn class images
+    assert index.count('thumb.webp" loading="lazy"') == 7  # the drawn classes have a thumbnail in the list
+    assert '<li><a href="292-tiger/"><img src="292-tiger/thumb.webp" loading="lazy" decoding="async" width="32" ' \
+        'height="32" alt="">tiger</a> <span class="atlas-wnid">n02129604</span></li>' in index
     assert len(index.encode()) < 120_000
 
 
