@@ -144,6 +144,8 @@ def test_every_filter_and_class_has_a_page_that_says_how_to_draw_it(site_src):
     assert "<code>python build.py --classes 17 --weights imagenet</code>" in jay
     assert draw_command("predictions", 20) == "python build.py --classes 20 --weights imagenet"
     grid = (site_src / "vgg16/block4_conv2/index.md").read_text()
+    assert "Drawn so far: [#0](0/index.md), [#1](1/index.md), [#2](2/index.md), [#17](17/index.md), " \
+        "[#170](170/index.md), [#171](171/index.md), [#175](175/index.md)." in grid
     assert '<a class="atlas-cell atlas-undrawn" href="18/" aria-label="Filter 18 of block4_conv2, not drawn yet">' in grid
 
 
