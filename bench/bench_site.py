@@ -38,6 +38,7 @@ SEARCHES = {  # documented queries -> the page that must come first
     "n01601694": "/vgg16/classes/20-water-ouzel/",
     "block4_conv2 17": "/vgg16/block4_conv2/17/",
     "block5_conv3 1": "/vgg16/block5_conv3/1/",
+    "block4_conv2 #511": "/vgg16/block4_conv2/511/",
 }
 
 
@@ -60,9 +61,10 @@ def site_sizes(site_dir):
                 sizes["html"] += size
             elif path.suffix in (".webp", ".png"):
                 sizes["images"] += size
-    index = (Path(site_dir) / "search" / "search_index.json").read_bytes()
-    sizes["search_index_raw"] = len(index)
-    sizes["search_index_gzip"] = len(gzip.compress(index, compresslevel=6))
+    for name, path in (("search_index", "search/search_index.json"), ("compare_json", "vgg16/compare.json")):
+        data = (Path(site_dir) / path).read_bytes()
+        sizes[f"{name}_raw"] = len(data)
+        sizes[f"{name}_gzip"] = len(gzip.compress(data, compresslevel=6))
     return sizes
 
 
@@ -79,6 +81,7 @@ def first_view(browser, url, viewport=(1280, 900)):
             return {
                 bytes: entries.reduce((sum, e) => sum + e.transferSize, 0),
                 requests: entries.length,
+                search_index_loaded: entries.some(e => e.name.endsWith("/search/search_index.json")),
                 images_loaded: images.filter(i => i.complete && i.naturalWidth > 0).length,
                 images_total: images.length,
             };
@@ -128,6 +131,8 @@ def run(site_src=None, layer="block5_conv1", work_dir=None):
         browser = launch_chromium(playwright)
         report["layer_page"] = dict(first_view(browser, f"{raw_url}/vgg16/{layer}/"), layer=layer)
         report["layer_page_gzip"] = first_view(browser, f"{gzip_url}/vgg16/{layer}/")
+        report["home_page"] = first_view(browser, f"{raw_url}/")
+        report["home_page_gzip"] = first_view(browser, f"{gzip_url}/")
         report["searches"] = check_searches(browser, gzip_url)
         browser.close()
     report["goals"] = {
@@ -159,6 +164,11 @@ def _print(report):
     print(f"{page['layer']} first view {page['bytes'] / mb:6.2f} MB uncompressed, "
           f"{report['layer_page_gzip']['bytes'] / mb:.2f} MB with gzip, in {page['requests']} requests; "
           f"{page['images_loaded']} of {page['images_total']} thumbnails loaded (goal <= 2 MB)")
+    home = report["home_page"]
+    print(f"home page first view  {home['bytes'] / mb:6.2f} MB uncompressed, {report['home_page_gzip']['bytes'] / mb:.2f} MB "
+          f"with gzip, in {home['requests']} requests; search index loaded: {home['search_index_loaded']}")
+    print(f"compare.json          {sizes['compare_json_raw'] / mb:6.2f} MB raw, {sizes['compare_json_gzip'] / mb:.2f} MB gzip "
+          "(loaded by the compare page only)")
     for search in report["searches"]:
         mark = "ok " if search["first"] == search["expected"] else "BAD"
         print(f"search {mark} {search['query']!r:20} -> {search['first']} ({search['seconds']} s)")

@@ -4,13 +4,15 @@ Inputs: the unit records (`site_src/vgg16/**/unit.json`), the manifest (optional
 index shipped in `generator/data/`, and the example photo records under `site_src/examples/`.
 Outputs, all written atomically and only when their content changed:
 
-    index.md, methods.md, credits.md, downloads.md      hand-written content from templates/pages/
-    vgg16/<layer>/index.md                              one page per conv layer: the thumbnail grid
-    vgg16/<layer>/<index>/index.md                      one page per computed filter
+    index.md, methods.md, credits.md, downloads.md,     hand-written content from templates/pages/
+    compare.md                                          (home: a mosaic of the best drawn units)
+    vgg16/<layer>/index.md                              one page per conv layer: the whole layer's grid
+    vgg16/<layer>/<index>/index.md                      one page per filter, drawn or not (then: how to draw it)
     vgg16/classes/index.md                              all 1,000 classes, by index and by name
     vgg16/classes/<index>-<slug>/index.md               one page per class, computed or not
     examples/index.md, examples/<slug>/index.md         the example photos and their saliency maps
     vgg16/units.csv                                     every computed unit, for download
+    vgg16/compare.json                                  every drawn unit, compact, for the compare page
 
 Pages under vgg16/ and examples/ that the data no longer backs are removed, so rendering twice
 gives the same tree. Pages are Markdown with raw-HTML blocks; every label reaches the HTML escaped.
@@ -27,8 +29,10 @@ from pathlib import Path, PurePosixPath
 
 import jinja2
 import markupsafe
+import numpy as np
+from PIL import Image
 
-from . import records, store
+from . import heatmap, records, store
 from .architecture import (
     CLASS_LAYER,
     CONV_LAYERS,
@@ -51,6 +55,11 @@ CSV_COLUMNS = (
     "objective", "specificity", "robustness", "flat", "seed", "size", "steps",
     "weights_source", "weights_sha256",
 )
+COMPARE_NAME = "compare.json"  # vgg16/compare.json: what the compare page (compare/) reads
+PIXELATED_BELOW = 64  # images smaller than this (px, longest side) are enlarged with hard pixel edges
+# The robustness shift of generator/quality.py `variants` (kept here: that module imports TensorFlow).
+ROBUSTNESS_SHIFT_PIXELS, ROBUSTNESS_SHIFT_FRACTION = 4, 12
+MOSAIC_CLASSES = 6  # class tiles on the home page mosaic
 _MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|")  # Python-Markdown's backslash escapes (+ tables' "|")
 
 
@@ -105,6 +114,11 @@ def _number(value):
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def _rounded(value):
+    """A float rounded to 4 significant digits (other values unchanged), for compact JSON."""
+    return float(f"{value:.4g}") if isinstance(value, float) else value
 
 
 def _percent(fraction):
@@ -230,14 +244,107 @@ def _layer_summary(layer, layer_records, manifest):
     }
 
 
-def _unit_images(record):
-    """The record's images with their pixel sizes for width/height attributes."""
-    size = int(record["settings"].get("size") or 224)
+def image_size(path, fallback):
+    """(width, height) in pixels of the image at `path` (header only), or (fallback, fallback) when unreadable."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except OSError:
+        return fallback, fallback
+
+
+def robustness_shift(height):
+    """Pixels the quality measure shifted an image of `height` px by: a twelfth of the side, 1 to 4.
+
+    The same rule as generator/quality.py `variants` (shape[0] of the image, i.e. its height).
+    """
+    return max(1, min(ROBUSTNESS_SHIFT_PIXELS, height // ROBUSTNESS_SHIFT_FRACTION))
+
+
+def _unit_images(record, site_src=None):
+    """The record's images with their real pixel sizes (width, height) for attributes and captions.
+
+    The sizes come from the master image's header under `site_src`; without it, from settings.size.
+    """
     names = record["images"]
+    declared = int(record["settings"].get("size") or 224)
+    width, height = (declared, declared) if site_src is None else \
+        image_size(Path(site_src, record["url"], names["master"]), declared)
     return {
-        "master": names["master"], "size": size, "thumb": names["thumb"],
+        "master": names["master"], "width": width, "height": height, "thumb": names["thumb"],
         "negative": names.get("negative"), "kernel": names.get("kernel"),
+        "pixelated": max(width, height) < PIXELATED_BELOW, "shift": robustness_shift(height),
     }
+
+
+def inferno_gradient(stops=17):
+    """CSS linear-gradient of the overlays' colormap (generator/heatmap.py), low values left."""
+    colours = heatmap.colorize(np.linspace(0.0, 1.0, stops, dtype=np.float32)[None, :])[0]
+    return "linear-gradient(to right, " + ", ".join("#%02x%02x%02x" % tuple(int(c) for c in rgb) for rgb in colours) + ")"
+
+
+def _margin(record):
+    """The record's specificity margin, -inf when not measured."""
+    margin = (record.get("results") or {}).get("specificity")
+    return margin if isinstance(margin, (int, float)) and not isinstance(margin, bool) else float("-inf")
+
+
+def _best_record(records):
+    """The record with the best specificity margin among the non-flat ones (any, if all are flat); None if none."""
+    return max(records, key=lambda record: (not (record.get("results") or {}).get("flat"), _margin(record)), default=None)
+
+
+def _filter_label(layer_name, index):
+    """The label of a filter, as records spell it: "block4_conv2 #17"."""
+    return f"{layer_name} #{index}"
+
+
+def draw_command(layer_name, index):
+    """The build.py command that draws one unit: a filter, or a class (layer "predictions")."""
+    if layer_name == CLASS_LAYER:
+        return f"python build.py --classes {index} --weights imagenet"
+    return f"python build.py --layers {layer_name} --filters {index}"
+
+
+def _display_settings(settings):
+    """Example settings for the reproducibility table: ranks of `units` counted from 1, like the pages."""
+    shown = dict(settings)
+    units = shown.get("units")
+    if isinstance(units, list):
+        shown["units"] = [
+            f"{unit.get('target')} (rank {unit['rank'] + 1})" if isinstance(unit, dict) and isinstance(unit.get("rank"), int)
+            else (unit.get("target") if isinstance(unit, dict) else unit)
+            for unit in units
+        ]
+    return shown
+
+
+def _map_groups(example, classes):
+    """The example's maps grouped by target, primary target first, each with what and why it explains.
+
+    Returns [{"target", "maps", "kind": "top1" | "class" | "filter", "url" (site-root relative or None)}].
+    With the ImageNet head the primary target is the top-1 predicted class; without it, the drawn
+    filter this photo excites most relative to the other photos (generator/examples.py).
+    """
+    groups = {}
+    for entry in example.get("maps", []):
+        groups.setdefault(entry["target"], []).append(entry)
+    predictions = example.get("predictions") or []
+    top1 = predictions[0]["index"] if predictions else None
+    result = []
+    for target, maps in groups.items():
+        words = target.split()
+        if words[0] == "class" and len(words) > 1 and words[1].isdigit():
+            index = int(words[1])
+            kind = "top1" if index == top1 and not result else "class"
+            url = _class_url(classes[index]) if 0 <= index < NUM_CLASSES else None
+        else:
+            kind = "filter"
+            layer, _, number = target.partition(" #")
+            index = int(number) if number.isascii() and number.isdigit() else None
+            url = records.unit_url(layer, index) if records.is_unit(layer, index) else None
+        result.append({"target": target, "maps": maps, "kind": kind, "url": url, "primary": not result})
+    return result
 
 
 def _examples_by_predicted_class(examples):
@@ -260,8 +367,11 @@ def _top_examples_for(record, page, top_examples, examples_by_slug):
         example = examples_by_slug.get(entry.get("slug"))
         if example is None:
             continue
+        method = next((unit.get("method") for unit in example.get("units", [])
+                       if (unit.get("layer"), unit.get("index")) == (record["layer"], record["index"])), None)
         entries.append({
             "title": example["title"],
+            "method_label": METHOD_TITLES.get(method, method or "attribution method not recorded"),
             "url": relative_url(page, _example_url(example)),
             "activation": entry.get("activation"),
             "attribution": relative_url(page, entry["attribution"]) if entry.get("attribution") else None,
@@ -271,10 +381,14 @@ def _top_examples_for(record, page, top_examples, examples_by_slug):
 
 
 class SiteRenderer:
-    """Turns `AtlasData` into {page path relative to site_src: text}."""
+    """Turns `AtlasData` into {page path relative to site_src: text}.
 
-    def __init__(self, data, environment=None):
+    `site_src`, when given, is where image sizes are read from (else the records' settings.size).
+    """
+
+    def __init__(self, data, environment=None, site_src=None):
         self.data = data
+        self.site_src = site_src
         self.environment = environment or make_environment()
         self.classes = load_classes()
         self.examples_by_slug = {example["slug"]: example for example in data.examples}
@@ -307,45 +421,69 @@ class SiteRenderer:
             "computed_classes": len(self.data.class_records),
             "examples": self.data.examples,
             "csv_columns": CSV_COLUMNS,
+            "inferno": inferno_gradient(),
+            "draw_command": draw_command,
         }
+
+    def mosaic(self):
+        """Home page tiles: the best drawn filter of each layer, then the best few drawn classes.
+
+        "Best" is the largest specificity margin among non-flat images. Each tile is
+        {"label", "url" (site-root relative directory), "thumb" (site-root relative image)}.
+        """
+        tiles = []
+        for layer in CONV_LAYERS:
+            best = _best_record(self.data.filters_by_layer[layer.name])
+            if best is not None:
+                tiles.append({"label": best["label"], "url": best["url"], "thumb": best["url"] + best["images"]["thumb"]})
+        drawn_classes = [record for record in self.data.class_records.values() if not (record.get("results") or {}).get("flat")]
+        drawn_classes.sort(key=lambda record: (-_margin(record), record["index"]))
+        for record in drawn_classes[:MOSAIC_CLASSES]:
+            tiles.append({"label": record["label"], "url": record["url"], "thumb": record["url"] + record["images"]["thumb"]})
+        return tiles
 
     def pages(self):
         """Yield (page path, Markdown text) for every page of the site."""
         common = self._common()
-        for page, template in (("index.md", "home.md.j2"), ("methods.md", "methods.md.j2"),
-                               ("downloads.md", "downloads.md.j2")):
+        yield "index.md", self._render("home.md.j2", "index.md", mosaic=self.mosaic(), **common)
+        for page, template in (("methods.md", "methods.md.j2"), ("downloads.md", "downloads.md.j2"),
+                               ("compare.md", "compare.md.j2")):
             yield page, self._render(template, page, **common)
         yield "credits.md", self._render("credits.md.j2", "credits.md", class_credit=class_index_credit(), **common)
-        yield from self._layer_pages()
+        yield from self._layer_pages(common)
         yield from self._class_pages(common)
         yield from self._example_pages(common)
 
-    def _layer_pages(self):
+    def _layer_pages(self, common):
         for summary in self.layers:
-            records = self.data.filters_by_layer[summary["name"]]
+            drawn = {record["index"]: record for record in self.data.filters_by_layer[summary["name"]]}
             page = f"{summary['url']}index.md"
-            yield page, self._render("layer.md.j2", page, layer=summary, records=records)
-            for position, record in enumerate(records):
-                unit_page = f"{record['url']}index.md"
+            cells = [{"index": index, "record": drawn.get(index)} for index in range(summary["filters"])]
+            yield page, self._render("layer.md.j2", page, layer=summary, cells=cells, **common)
+            for index in range(summary["filters"]):
+                record = drawn.get(index)
+                unit_page = f"{summary['url']}{index}/index.md"
                 yield unit_page, self._render(
-                    "unit.md.j2", unit_page, record=record, layer=summary, images=_unit_images(record),
-                    previous=records[position - 1] if position > 0 else None,
-                    next=records[position + 1] if position + 1 < len(records) else None,
-                    top_examples=_top_examples_for(record, unit_page, self.data.top_examples, self.examples_by_slug),
+                    "unit.md.j2", unit_page, record=record, layer=summary, index=index,
+                    label=_filter_label(summary["name"], index),
+                    images=_unit_images(record, self.site_src) if record else None,
+                    previous=index - 1 if index > 0 else None,
+                    next=index + 1 if index + 1 < summary["filters"] else None,
+                    top_examples=_top_examples_for(record, unit_page, self.data.top_examples, self.examples_by_slug)
+                    if record else [],
+                    **common,
                 )
 
     def _class_pages(self, common):
         classes = self.classes
-        by_name = sorted(classes, key=lambda c: (c.name.casefold(), c.index))
         page = f"{MODEL_NAME}/classes/index.md"
-        yield page, self._render("classes.md.j2", page, classes=classes, by_name=by_name,
-                                 class_records=self.data.class_records, **common)
+        yield page, self._render("classes.md.j2", page, classes=classes, class_records=self.data.class_records, **common)
         for imagenet_class in classes:
             class_page = f"{_class_url(imagenet_class)}index.md"
             record = self.data.class_records.get(imagenet_class.index)
             yield class_page, self._render(
                 "class.md.j2", class_page, imagenet_class=imagenet_class, record=record,
-                images=_unit_images(record) if record else None,
+                images=_unit_images(record, self.site_src) if record else None,
                 predicted_in=[
                     dict(entry, url=relative_url(class_page, _example_url(entry["example"])))
                     for entry in self.examples_by_class.get(imagenet_class.index, [])
@@ -369,7 +507,46 @@ class SiteRenderer:
                      if (unit["layer"], unit["index"]) in computed else None)
                 for unit in example.get("units", [])
             ]
-            yield page, self._render("example.md.j2", page, example=example, predictions=predictions, units=units)
+            groups = [dict(group, url=relative_url(page, group["url"]) if group["url"] else None)
+                      for group in _map_groups(example, self.classes)]
+            yield page, self._render(
+                "example.md.j2", page, example=example, predictions=predictions, units=units, map_groups=groups,
+                settings=_display_settings(example.get("settings") or {}), **common,
+            )
+
+    def compare_json(self):
+        """The data of the compare page (compact: it holds every drawn unit of the atlas).
+
+        {"layers": {name: filters}, "classes": [dir name by class index],
+         "units": {"<layer>/<index>": {"w": width, "h": height, "r": [objective, specificity margin,
+                   robustness, flat], "s": [size, steps, seed], and only when they differ from the
+                   usual: "image" (master file name if not image.webp), "label" (classes: the name),
+                   "pixel": 1 (shown with hard pixel edges)}}}
+        The page URL follows from the key (docs/ARCHITECTURE.md); results are rounded to 4 digits.
+        """
+        units = {}
+        records = [r for layer in CONV_LAYERS for r in self.data.filters_by_layer[layer.name]]
+        records += [self.data.class_records[index] for index in sorted(self.data.class_records)]
+        for record in records:
+            images = _unit_images(record, self.site_src)
+            results, settings = record.get("results") or {}, record["settings"]
+            entry = {
+                "w": images["width"], "h": images["height"],
+                "r": [_rounded(results.get(key)) for key in ("objective", "specificity", "robustness", "flat")],
+                "s": [settings.get(key) for key in ("size", "steps", "seed")],
+            }
+            if images["master"] != "image.webp":
+                entry["image"] = images["master"]
+            if record["layer"] == CLASS_LAYER:
+                entry["label"] = record["label"]
+            if images["pixelated"]:
+                entry["pixel"] = 1
+            units[f"{record['layer']}/{record['index']}"] = entry
+        return json.dumps({
+            "layers": {layer.name: layer.filters for layer in CONV_LAYERS},
+            "classes": [imagenet_class.dir_name for imagenet_class in self.classes],
+            "units": units,
+        }, separators=(",", ":"))
 
     def units_csv(self):
         """The CSV of every computed unit (filters in layer order, then classes by index)."""
@@ -427,12 +604,13 @@ def render_site(site_src: Path) -> RenderStats:
     if not site_src.is_dir():
         raise UserError(f"site source {site_src} is not a directory; create it or pass the right path")
     data = load_atlas_data(site_src)
-    renderer = SiteRenderer(data)
+    renderer = SiteRenderer(data, site_src=site_src)
     written, keep = 0, set()
     for page, text in renderer.pages():
         keep.add(page)
         written += _write_if_changed(site_src / page, text)
     written += _write_if_changed(site_src / MODEL_NAME / CSV_NAME, renderer.units_csv())
+    written += _write_if_changed(site_src / MODEL_NAME / COMPARE_NAME, renderer.compare_json())
     removed = _remove_stale_pages(site_src, keep)
     return RenderStats(
         pages=len(keep),

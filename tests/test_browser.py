@@ -149,7 +149,7 @@ def test_thumbnail_opens_unit_page_and_zooms(page, base_url):
     assert page.query_selector(".atlas-lightbox") is None
     page.wait_for_load_state("networkidle")
     page.click("a[rel=next]")
-    page.wait_for_url("**/vgg16/block4_conv2/170/")
+    page.wait_for_url("**/vgg16/block4_conv2/18/")
 
 
 @pytest.mark.parametrize("path, images", [
@@ -173,7 +173,7 @@ def test_layer_grid_fits_a_phone(browser, base_url):
     cells = tab.eval_on_selector_all("a.atlas-cell", "cells => cells.map(c => c.getBoundingClientRect().right)")
     context.close()
     assert widths[0] <= widths[1]
-    assert len(cells) == 7 and max(cells) <= 360
+    assert len(cells) == 512 and max(cells) <= 360  # every filter, drawn or not
 
 
 @pytest.mark.parametrize("path, title", [
@@ -197,3 +197,103 @@ def test_example_alt_texts_keep_quotes(page, base_url):
     alts = page.eval_on_selector_all(".atlas-examples img", "images => images.map(i => i.alt)")
     assert 'Activation map of block4_conv2 #17 on Chelsea the cat, "tabby" & friends' in alts
     assert "Attribution of block4_conv2 #17 on Coffee cup's saucer" in alts
+
+
+def test_lightbox_keeps_tiny_images_pixelated(page, base_url):
+    page.goto(base_url + "/vgg16/block4_conv2/17/")  # a 32 px image, shown pixelated on the page
+    page.wait_for_load_state("networkidle")
+    assert page.eval_on_selector(".atlas-main img", "i => getComputedStyle(i).imageRendering") == "pixelated"
+    page.click(".atlas-main a.atlas-zoom")
+    page.wait_for_selector(".atlas-lightbox img")
+    assert page.eval_on_selector(".atlas-lightbox img", "i => getComputedStyle(i).imageRendering") == "pixelated"
+
+
+def test_search_index_loads_only_when_search_is_used(page, base_url):
+    requested = []
+    page.on("request", lambda request: "search_index.json" in request.url and requested.append(request.url))
+    page.goto(base_url + "/vgg16/block4_conv2/")
+    page.wait_for_load_state("networkidle")
+    assert requested == []
+    page.click("input.md-search__input")
+    page.keyboard.type("block4_conv2 18", delay=20)
+    assert first_result_path(page) == "/vgg16/block4_conv2/18/"
+    assert len(requested) == 1
+
+
+@pytest.mark.parametrize("query, expected, title", [
+    ("block4_conv2 18", "/vgg16/block4_conv2/18/", "block4_conv2 #18"),  # not drawn: its page says how to draw it
+    ("block5_conv3 #511", "/vgg16/block5_conv3/511/", "block5_conv3 #511"),
+    ("block1_conv1/0", "/vgg16/block1_conv1/0/", "block1_conv1 #0"),
+])
+def test_search_opens_any_filter_drawn_or_not(page, base_url, query, expected, title):
+    page.goto(f"{base_url}/?q={quote(query)}")
+    assert first_result_path(page) == expected
+    page.goto(base_url + expected)
+    assert heading(page) == title
+
+
+def test_undrawn_filter_page_says_how_to_draw_it_and_links_back(page, base_url):
+    page.goto(base_url + "/vgg16/block4_conv2/")
+    page.wait_for_load_state("networkidle")
+    assert page.eval_on_selector_all("a.atlas-cell", "cells => cells.length") == 512
+    page.click("a.atlas-undrawn[href='18/']")
+    page.wait_for_url("**/vgg16/block4_conv2/18/")
+    assert page.inner_text(".atlas-undrawn-note pre") == "python build.py --layers block4_conv2 --filters 18"
+    assert page.eval_on_selector_all(".atlas-breadcrumbs li", "items => items.map(i => i.innerText)") == [
+        "Home", "block4_conv2", "#18",
+    ]
+    page.wait_for_load_state("networkidle")
+    page.click(".atlas-breadcrumbs a[href='../']")
+    page.wait_for_url("**/vgg16/block4_conv2/")
+
+
+def test_home_page_opens_on_pictures_that_link_to_units(page, base_url):
+    page.goto(base_url + "/")
+    tiles = page.eval_on_selector_all(
+        ".atlas-mosaic a.atlas-tile", "tiles => tiles.map(t => [t.getAttribute('href'), t.querySelector('img').naturalWidth])"
+    )
+    assert len(tiles) == 13 + 6
+    assert all(width == 96 for _, width in tiles)
+    assert tiles[0][0] == "vgg16/block1_conv1/0/"
+    top = page.eval_on_selector(".atlas-mosaic", "m => m.getBoundingClientRect().top")
+    assert top < 900  # in the first view
+
+
+def test_links_in_text_are_underlined(page, base_url):
+    page.goto(base_url + "/")
+    decoration = page.eval_on_selector("article p a", "a => getComputedStyle(a).textDecorationLine")
+    assert decoration == "underline"
+
+
+def test_downloads_page_shows_no_front_matter(page, base_url):
+    page.goto(base_url + "/downloads/")
+    text = page.inner_text("article")
+    assert "description:" not in text and "title:" not in text
+    assert heading(page) == "Downloads"
+
+
+def test_compare_view_reads_and_writes_its_selection_in_the_url(page, base_url):
+    page.goto(base_url + "/compare/?u=block4_conv2/17,block4_conv2/18,nonsense/3")
+    page.wait_for_selector("#atlas-compare[data-ready=true]")
+    cards = page.eval_on_selector_all(".atlas-compare__item", "cards => cards.map(c => c.dataset.unit)")
+    assert cards == ["block4_conv2/17", "block4_conv2/18"]
+    page.wait_for_function("document.querySelector('.atlas-compare__item img').naturalWidth === 32")
+    assert page.inner_text(".atlas-compare__item:nth-child(2) .atlas-compare__placeholder") == "not drawn yet"
+    assert "nonsense/3" in page.inner_text(".atlas-compare__message")
+    page.fill("#atlas-compare-input", "class 292")
+    page.click(".atlas-compare__form button[type=submit]")
+    page.wait_for_function("location.search === '?u=block4_conv2/17,block4_conv2/18,predictions/292'")
+    assert page.inner_text(".atlas-compare__item:nth-child(3) figcaption > a") == "tiger"
+    page.click(".atlas-compare__item:nth-child(1) .atlas-compare__remove")
+    page.wait_for_function("location.search === '?u=block4_conv2/18,predictions/292'")
+    page.wait_for_load_state("networkidle")
+    page.click(".atlas-compare__item:nth-child(2) figcaption > a")
+    page.wait_for_url("**/vgg16/classes/292-tiger/")
+
+
+def test_unit_page_compare_link_opens_the_compare_view(page, base_url):
+    page.goto(base_url + "/vgg16/block4_conv2/17/")
+    page.wait_for_load_state("networkidle")
+    page.click("a:text('Compare')")
+    page.wait_for_url("**/compare/?u=block4_conv2/17")
+    page.wait_for_selector(".atlas-compare__item[data-unit='block4_conv2/17']")

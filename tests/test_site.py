@@ -13,14 +13,16 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from generator.architecture import CONV_LAYERS  # noqa: E402
+from generator.architecture import CONV_LAYERS, TOTAL_FILTERS  # noqa: E402
 from generator.errors import UserError  # noqa: E402
 from generator.synthetic import make_small_atlas  # noqa: E402
 from generator.site import (  # noqa: E402
     CSV_COLUMNS, build_html, markdown_text, page_root, relative_page, relative_url, render_site,
 )
 
-PAGES_WITHOUT_UNITS = 4 + len(CONV_LAYERS) + 1 + 1000 + 1  # top pages, layers, class index, classes, examples
+# top pages (home, methods, credits, downloads, compare), layers, every filter (drawn or not),
+# class index, classes, examples index
+ALWAYS_PAGES = 5 + len(CONV_LAYERS) + TOTAL_FILTERS + 1 + 1000 + 1
 
 
 def front_matter(path):
@@ -35,6 +37,7 @@ def small_atlas(tmp_path_factory):
     """(site_src, stats) of the tests' small synthetic atlas, rendered once."""
     site_src = tmp_path_factory.mktemp("small") / "site_src"
     make_small_atlas(site_src)
+    (site_src / "examples/chelsea/maps.npz").write_bytes(b"raw saliency arrays")  # a real run writes these
     return site_src, render_site(site_src)
 
 
@@ -67,12 +70,13 @@ def test_relative_paths_follow_directory_urls():
 
 def test_empty_site_src_renders_architecture_and_all_class_pages(tmp_path):
     stats = render_site(tmp_path)
-    assert (stats.pages, stats.filters, stats.classes_with_images, stats.examples) == (PAGES_WITHOUT_UNITS, 0, 0, 0)
+    assert (stats.pages, stats.filters, stats.classes_with_images, stats.examples) == (ALWAYS_PAGES, 0, 0, 0)
     class_pages = sorted((tmp_path / "vgg16" / "classes").glob("*/index.md"))
     assert len(class_pages) == 1000
     ouzel = (tmp_path / "vgg16/classes/20-water-ouzel/index.md").read_text()
     assert "n01601694" in ouzel and "dipper" in ouzel and "No class image has been computed yet" in ouzel
-    assert "Not computed yet" in (tmp_path / "vgg16/block1_conv1/index.md").read_text()
+    assert "0 of 64 filters are drawn" in (tmp_path / "vgg16/block1_conv1/index.md").read_text()
+    assert "python build.py --layers block5_conv3 --filters 511" in (tmp_path / "vgg16/block5_conv3/511/index.md").read_text()
     home = (tmp_path / "index.md").read_text()
     assert "Nothing is computed yet" in home
     for layer in CONV_LAYERS:
@@ -86,7 +90,7 @@ def test_render_counts_and_csv(small_atlas):
     site_src, stats = small_atlas
     filters = 3 * len(CONV_LAYERS) + 4
     assert (stats.filters, stats.classes_with_images, stats.examples) == (filters, 7, 2)
-    assert stats.pages == PAGES_WITHOUT_UNITS + filters + 2
+    assert stats.pages == ALWAYS_PAGES + 2
     rows = list(csv.DictReader((site_src / "vgg16/units.csv").open(encoding="utf-8")))
     assert len(rows) == filters + 7
     assert rows[0]["layer"] == "block1_conv1" and rows[0]["index"] == "0" and rows[0]["image"] == "vgg16/block1_conv1/0/image.webp"
@@ -101,7 +105,7 @@ def test_unit_page_known_answers(small_atlas):
     assert front_matter(unit_dir / "index.md")["description"] == "Feature visualization of filter 17 of VGG16 layer block4_conv2"
     assert "Filter 17 of 512 in layer [block4\\_conv2](../index.md)" in page
     assert '<img src="image.webp" width="32" height="32"' in page
-    assert 'href="../2/" rel="prev"' in page and 'href="../170/" rel="next"' in page
+    assert 'href="../16/" rel="prev"' in page and 'href="../18/" rel="next"' in page
     assert "kernel.png" not in page and "<td>8017</td>" in page  # the seed
     assert '<a href="unit.json">' in page
     for source in ("../../../examples/chelsea/units/block4_conv2-17-activation.webp",
@@ -116,8 +120,10 @@ def test_layer_grid_is_lazy_sized_and_resolves(small_atlas):
     layer_dir = site_src / "vgg16/block4_conv2"
     page = (layer_dir / "index.md").read_text()
     cells = [line for line in page.splitlines() if line.startswith('<a class="atlas-cell')]
-    assert len(cells) == 7
-    for cell, index in zip(cells, (0, 1, 2, 17, 170, 171, 175)):
+    assert len(cells) == 512
+    drawn = [cell for cell in cells if "<img" in cell]
+    assert len(drawn) == 7
+    for cell, index in zip(drawn, (0, 1, 2, 17, 170, 171, 175)):
         assert f'href="{index}/"' in cell and f'src="{index}/thumb.webp"' in cell
         assert 'loading="lazy"' in cell and 'width="96" height="96"' in cell
         assert f'alt="Filter {index} of block4_conv2"' in cell
@@ -133,8 +139,10 @@ def test_class_pages_with_and_without_image(small_atlas):
     assert "No class image has been computed yet" in jay and "image.webp" not in jay
     assert front_matter(site_src / "vgg16/classes/607-jack-o-lantern/index.md")["title"] == "jack-o&#39;-lantern"
     index = (site_src / "vgg16/classes/index.md").read_text()
-    assert "| 292 | [tiger](292-tiger/index.md) | n02129604 | <img src=\"292-tiger/thumb.webp\"" in index
-    assert "- [jack\\-o&#39;\\-lantern](607-jack-o-lantern/index.md) (607)" in index
+    assert '<li><a href="292-tiger/"><img src="292-tiger/thumb.webp"' in index
+    assert '<li><a href="607-jack-o-lantern/"><img src="607-jack-o-lantern/thumb.webp" loading="lazy" decoding="async" ' \
+        'width="32" height="32" alt="">jack-o&#39;-lantern</a> <span class="atlas-wnid">n03590841</span></li>' in index
+    assert '<li><a href="17-jay/">jay</a> <span class="atlas-wnid">n01580077</span></li>' in index
 
 
 def test_example_page_escapes_title_and_links_predictions(small_atlas):
@@ -160,22 +168,22 @@ def test_rerender_is_idempotent_and_prunes_stale_pages(tmp_path):
     (site_src / "vgg16/block4_conv2/170/unit.json").unlink()  # record gone, images stay
     (site_src / "examples/coffee/example.json").unlink()
     third = render_site(site_src)
-    assert third.removed == 2 and third.pages == first.pages - 2
-    assert not (site_src / "vgg16/block4_conv2/170/index.md").exists()
+    assert third.removed == 1 and third.pages == first.pages - 1
+    assert "Not drawn yet" in (site_src / "vgg16/block4_conv2/170/index.md").read_text()  # every filter has a page
     assert (site_src / "vgg16/block4_conv2/170/thumb.webp").is_file()
     assert not (site_src / "examples/coffee/index.md").exists()
     unit_page = (site_src / "vgg16/block4_conv2/17/index.md").read_text()
-    assert 'href="../171/" rel="next"' in unit_page and "examples/coffee" not in unit_page
+    assert 'href="../18/" rel="next"' in unit_page and "examples/coffee" not in unit_page
 
 
 def test_pruning_removes_directories_left_empty(tmp_path):
     make_small_atlas(tmp_path)
     render_site(tmp_path)
-    unit = tmp_path / "vgg16/block5_conv3/2"
-    for path in unit.iterdir():
+    coffee = tmp_path / "examples/coffee"
+    for path in sorted(coffee.rglob("*"), reverse=True):
         if path.name != "index.md":
-            path.unlink()
-    assert render_site(tmp_path).removed == 1 and not unit.exists() and (tmp_path / "vgg16/block5_conv3/1").is_dir()
+            path.unlink() if path.is_file() else path.rmdir()
+    assert render_site(tmp_path).removed == 1 and not coffee.exists() and (tmp_path / "examples/chelsea").is_dir()
 
 
 def test_bad_inputs_raise_one_line_user_errors(tmp_path):
@@ -207,7 +215,8 @@ def test_empty_site_src_builds_strictly(tmp_path):
     render_site(site_src)
     build_html(site_src, site_dir)
     assert (site_dir / "vgg16/classes/999-toilet-tissue/index.html").is_file()
-    assert "Not computed yet" in (site_dir / "vgg16/block5_conv3/index.html").read_text()
+    assert "0 of 512 filters are drawn" in (site_dir / "vgg16/block5_conv3/index.html").read_text()
+    assert (site_dir / "vgg16/block5_conv3/511/index.html").is_file()
 
 
 def test_build_reports_the_first_warning_in_one_line(tmp_path):
@@ -262,14 +271,16 @@ def test_built_pages_escape_labels_and_need_no_internet(built_site):
     assert '<h1 id="jack-o-lantern">jack-o&#39;-lantern<a class="headerlink"' in lantern
     home = (built_site / "index.html").read_text()
     assert "fonts.googleapis" not in home and "fonts.gstatic" not in home
-    assert "vgg16/block1_conv1/0/" not in home  # unit pages stay out of the navigation
+    assert home.count('href="vgg16/block1_conv1/0/"') == 1  # the home mosaic; unit pages stay out of the navigation
     assert 'href="vgg16/block1_conv1/"' in home
 
 
 def test_search_index_holds_only_searchable_text(built_site):
     docs = json.loads((built_site / "search/search_index.json").read_text())["docs"]
-    unit = next(doc for doc in docs if doc["location"] == "vgg16/block4_conv2/17/")
-    assert unit == {"location": "vgg16/block4_conv2/17/", "title": "block4_conv2 #17", "text": ""}
+    # filter pages are resolved by the search worker ("block4_conv2 17"), not indexed
+    assert [doc["location"] for doc in docs if doc["location"].startswith("vgg16/block")] == [
+        f"vgg16/{layer.name}/" for layer in CONV_LAYERS
+    ]
     ouzel = next(doc for doc in docs if doc["location"] == "vgg16/classes/20-water-ouzel/")
     assert "n01601694" in ouzel["text"] and "dipper" in ouzel["text"] and "chickadee" not in ouzel["text"]
 
@@ -277,10 +288,10 @@ def test_search_index_holds_only_searchable_text(built_site):
 @pytest.mark.slow
 def test_full_atlas_meets_the_site_goals(tmp_path):
     """The whole benchmark (bench/bench_site.py) on a synthetic full atlas: time, sizes, search."""
-    from bench_site import run
+    import runpy
 
-    report = run(work_dir=tmp_path)
-    assert report["render"]["pages"] == PAGES_WITHOUT_UNITS + 4224
+    report = runpy.run_path(str(ROOT / "bench" / "bench_site.py"))["run"](work_dir=tmp_path)
+    assert report["render"]["pages"] == ALWAYS_PAGES
     assert [s["first"] for s in report["searches"]] == [s["expected"] for s in report["searches"]]
     assert report["goals"] == {
         "render_build_seconds": True, "search_index_bytes": True, "layer_page_bytes": True, "searches_first": True,
@@ -301,3 +312,34 @@ def test_class_page_links_examples_that_predict_it_in_their_top_5(small_atlas):
     assert '<li><a href="../../../examples/chelsea/">Chelsea the cat, &#34;tabby&#34; &amp; friends</a>: ' \
         "rank 1 of the top 5, probability 50.0&nbsp;%</li>" in tabby
     assert "Example photos predicted as" not in (site_src / "vgg16/classes/17-jay/index.md").read_text()
+
+
+def test_built_site_leaves_out_raw_saliency_arrays(built_site):
+    assert list(built_site.rglob("*.npz")) == []
+    assert (built_site / "examples/chelsea/photo.webp").is_file()
+
+
+def test_downloads_page_front_matter_is_not_printed(built_site):
+    downloads = (built_site / "downloads/index.html").read_text()
+    assert "description:" not in downloads and "title: Downloads" not in downloads
+    assert '<meta name="description" content="The atlas data: the manifest, a CSV of all units' in downloads
+
+
+def test_search_dialog_has_an_accessible_name(built_site):
+    home = (built_site / "index.html").read_text()
+    assert '<div class="md-search" data-md-component="search" role="dialog" aria-label="Search">' in home
+
+
+def test_compare_page_and_its_data_are_built(built_site):
+    assert (built_site / "vgg16/compare.json").is_file()
+    compare = (built_site / "compare/index.html").read_text()
+    assert 'data-units="../vgg16/compare.json"' in compare and "assets/atlas-compare.js" in compare
+    assert "assets/atlas-compare.js" not in (built_site / "index.html").read_text()
+
+
+def test_breadcrumbs_are_drawn_above_the_content(built_site):
+    chelsea = (built_site / "examples/chelsea/index.html").read_text()
+    assert '<nav class="atlas-breadcrumbs" aria-label="Breadcrumb"><ol>\n    <li><a href="../..">Home</a></li>\n' \
+        '    <li><a href="../">Examples</a></li>\n' \
+        '    <li><span aria-current="page">Chelsea the cat, &#34;tabby&#34; &amp; friends</span></li>' in chelsea
+    assert chelsea.index("atlas-breadcrumbs") < chelsea.index("<h1")

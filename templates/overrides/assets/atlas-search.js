@@ -13,6 +13,10 @@
  *   3. query words found in the text (a WordNet id such as n01601694, a synonym, a definition).
  * Every query word must be found somewhere. Ties: whole pages before sections, shorter titles
  * first, then site order.
+ *
+ * Filter pages are not in the index (4,224 of them, drawn or not): a query naming a conv layer and
+ * a filter index ("block4_conv2 17", "block4_conv2 #17", "block4_conv2/17") is resolved here to
+ * that filter's page, which every filter has, and comes first.
  */
 "use strict"
 
@@ -20,6 +24,14 @@ const SETUP = 0, READY = 1, QUERY = 2, RESULT = 3  // Material's SearchMessageTy
 
 const POINTS = { exactTitle: 100, titleWord: 10, titlePrefix: 5, textWord: 2, textPrefix: 1 }
 const ENTITIES = { amp: "&", lt: "<", gt: ">", quot: "\"", apos: "'", nbsp: " " }
+
+const LAYER_FILTERS = {  // VGG16's conv layers and their filter counts (generator/architecture.py)
+  block1_conv1: 64, block1_conv2: 64, block2_conv1: 128, block2_conv2: 128,
+  block3_conv1: 256, block3_conv2: 256, block3_conv3: 256,
+  block4_conv1: 512, block4_conv2: 512, block4_conv3: 512,
+  block5_conv1: 512, block5_conv2: 512, block5_conv3: 512
+}
+const FILTER_QUERY = /^\s*(block[1-5]_conv[1-3])\s*[\s\/#]\s*#?\s*(\d+)\s*$/i
 
 let pages = []                 // one entry per search document, in site order
 let articles = new Map()       // page location -> its whole-page document
@@ -87,8 +99,34 @@ function score(page, terms, key) {
   return total
 }
 
-/** Results grouped by page, best page first; every group holds its whole-page document. */
+/** The document of the filter page a query names ("block4_conv2 17"), or null. */
+function filterDocument(query) {
+  const match = FILTER_QUERY.exec(query)
+  if (!match)
+    return null
+  const layer = match[1].toLowerCase(), index = parseInt(match[2], 10)
+  if (!(layer in LAYER_FILTERS) || index >= LAYER_FILTERS[layer])
+    return null
+  return {
+    location: `vgg16/${layer}/${index}/`,
+    title: `${layer} #${index}`,
+    text: `Filter ${index} of ${LAYER_FILTERS[layer]} in layer ${layer} of VGG16.`
+  }
+}
+
+/** Results grouped by page, best page first; a named filter's page leads. */
 function search(query) {
+  const groups = searchIndex(query)
+  const filter = filterDocument(query)
+  if (!filter)
+    return groups
+  const matched = Object.fromEntries(words(query).map(term => [term, true]))
+  const rest = groups.filter(items => items[0].location.split("#")[0] !== filter.location)
+  return [[{ ...filter, score: POINTS.exactTitle, terms: matched }], ...rest]
+}
+
+/** Results of the index grouped by page, best page first; every group holds its whole-page document. */
+function searchIndex(query) {
   const terms = [...new Set(words(query))]
   if (!terms.length)
     return []

@@ -34,6 +34,9 @@
     var image = document.createElement("img")
     image.src = link.href
     image.alt = thumbnail ? thumbnail.alt : ""
+    // Enlarge as the page shows it: tiny images keep their hard pixel edges instead of a blur.
+    if (thumbnail && getComputedStyle(thumbnail).imageRendering === "pixelated")
+      image.className = "atlas-lightbox__pixelated"
     var button = document.createElement("button")
     button.type = "button"
     button.className = "atlas-lightbox__close"
