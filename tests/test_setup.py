@@ -214,14 +214,15 @@ def test_ensure_browser_without_sudo_is_one_line(tmp_path):
 @pytest.mark.slow
 def test_base_install_renders_the_site_without_tensorflow(tmp_path):
     """A fresh virtualenv with only `pip install -c constraints.txt .`: render and mkdocs build."""
+    work = tmp_path / "repo"  # a copy, so that the build leaves nothing in the checkout
+    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".git", ".venv", ".cache", "site", "build",
+                                                              "*.egg-info"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-c", str(CONSTRAINTS), str(ROOT)],
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-c", str(CONSTRAINTS), str(work)],
                    check=True, timeout=900)
     assert subprocess.run([str(python), "-c", "import tensorflow"], capture_output=True).returncode == 1
-    work = tmp_path / "repo"
-    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".git", ".venv", ".cache", "site", "*.egg-info"))
     for command in (["build.py", "--render-only"], ["-m", "mkdocs", "build", "--strict", "--quiet"]):
         result = subprocess.run([str(python), *command], cwd=work, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr
