@@ -343,3 +343,25 @@ def test_breadcrumbs_are_drawn_above_the_content(built_site):
         '    <li><a href="../">Examples</a></li>\n' \
         '    <li><span aria-current="page">Chelsea the cat, &#34;tabby&#34; &amp; friends</span></li>' in chelsea
     assert chelsea.index("atlas-breadcrumbs") < chelsea.index("<h1")
+
+
+def test_pages_the_atlas_did_not_write_are_never_deleted_or_overwritten(tmp_path):
+    """Issue 8 item 2: --render-only removed hand-written pages and overwrote index.md."""
+    site_src = tmp_path / "site_src"
+    make_small_atlas(site_src)
+    mine = {"examples/tutorial/index.md": "# My tutorial\n", "vgg16/notes/index.md": "# Notes\n",
+            "notes.md": "# Mine\n"}
+    for relative, text in mine.items():
+        (site_src / relative).parent.mkdir(parents=True, exist_ok=True)
+        (site_src / relative).write_text(text)
+    render_site(site_src)
+    render_site(site_src)
+    assert all((site_src / relative).read_text() == text for relative, text in mine.items())
+    home = (site_src / "index.md").read_text()
+    (site_src / "index.md").write_text("# My own home page\n")
+    with pytest.raises(UserError, match=r"index.md is in the way: the atlas did not write it") as error:
+        render_site(site_src)
+    assert "\n" not in str(error.value)
+    assert (site_src / "index.md").read_text() == "# My own home page\n"
+    (site_src / "index.md").write_text(home)  # a page it wrote comes back under its care
+    assert render_site(site_src).written == 0
