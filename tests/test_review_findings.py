@@ -168,3 +168,37 @@ def test_render_only_refuses_a_record_with_nan(tmp_path, capsys):
     code = cli.main(["--render-only", "--out", str(tmp_path)])
     assert code == 2
     assert "unit.json" in one_error_line(capsys)
+
+
+def _write_shard_json(shard_dir, **fields):
+    """A shard.json like `build.py --shard` writes, with `fields` replaced."""
+    document = {"schema": 1, "shard": 0, "shards": 2, "selection": "5137b35d3c2d614f", "selection_units": 2,
+                "options": {"quality": "full", "size": 16, "steps": 3, "learning_rate": None, "batch_size": 1,
+                            "seed": 0, "precision": "float32", "negative": False, "resume": True},
+                "units": ["block1_conv2/0"]}
+    document.update(fields)
+    shard_dir.mkdir(parents=True)
+    (shard_dir / "shard.json").write_text(json.dumps(document))
+
+
+def test_merge_of_a_shard_json_with_a_string_index_is_one_line_not_a_type_error(tripwire, tmp_path, capsys):
+    # Found: shard.json {"shard": "0"} beside a good shard-1 makes --merge crash with
+    # "TypeError: '<' not supported between instances of 'int' and 'str'" (traceback, exit 1);
+    # "shards": "2" or 1e30 give "TypeError: ... cannot be interpreted as an integer".
+    _write_shard_json(tmp_path / "shard-0", shard="0")
+    _write_shard_json(tmp_path / "shard-1", shard=1, units=["block1_conv2/1"])
+    code = cli.main(["--weights", "embedded", "--no-progress", "--merge", str(tmp_path / "shard-0"),
+                     str(tmp_path / "shard-1"), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "shard.json" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("shards", [-1, True, 0])
+def test_merge_refuses_a_shard_json_whose_shard_count_is_not_a_positive_integer(shards, tripwire, tmp_path, capsys):
+    # Found: with "shards": -1 (or true) in shard.json, the missing-shards check is empty, so
+    # `--merge OUT/shard-0` alone merges half the selection (3 of 6 units), exit 0.
+    _write_shard_json(tmp_path / "shard-0", shards=shards)
+    code = cli.main(["--weights", "embedded", "--no-progress", "--merge", str(tmp_path / "shard-0"),
+                     "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "shard.json" in one_error_line(capsys)
