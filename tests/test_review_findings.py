@@ -202,3 +202,31 @@ def test_merge_refuses_a_shard_json_whose_shard_count_is_not_a_positive_integer(
                      "--out", str(tmp_path / "out")])
     assert code == 2
     assert "shard.json" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("option", ["--weights", "--images"])
+def test_a_path_option_with_a_too_long_name_is_one_line_not_an_oserror_traceback(option, tripwire, tmp_path, capsys):
+    # Found: `--weights /tmp/<300 x "a">.h5` and `--images /tmp/<300 x "a">` raise
+    # "OSError: [Errno 36] File name too long" from Path.is_dir (traceback, exit 1).
+    too_long = str(tmp_path / ("a" * 300))
+    argv = ["--layers", "block1_conv2", "--filters", "0:4", "--steps", "3", "--size", "16", "--no-progress",
+            "--weights", "embedded", option, too_long, "--out", str(tmp_path / "out")]
+    code = cli.main(argv)
+    assert code == 2
+    assert one_error_line(capsys).startswith("error:")
+
+
+def test_render_only_with_a_too_long_out_is_one_line_not_an_oserror_traceback(tmp_path, capsys):
+    # Found: `--render-only --out /tmp/<300 x "a">` raises "OSError: [Errno 36] File name too
+    # long" from Path.is_dir (traceback, exit 1).
+    code = cli.main(["--render-only", "--out", str(tmp_path / ("a" * 300))])
+    assert code == 2
+    assert one_error_line(capsys).startswith("error:")
+
+
+def test_json_without_plan_is_refused_not_ignored(tripwire, tmp_path, capsys):
+    # Found: `--json` without `--plan` is silently ignored and the selection is drawn (37 s here,
+    # exit 0), while `--shards` without --plan/--shard auto is refused.
+    code = cli.main([*SELECTION, "--no-examples", "--json", "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "--json" in one_error_line(capsys)
