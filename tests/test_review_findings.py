@@ -230,3 +230,16 @@ def test_json_without_plan_is_refused_not_ignored(tripwire, tmp_path, capsys):
     code = cli.main([*SELECTION, "--no-examples", "--json", "--out", str(tmp_path / "out")])
     assert code == 2
     assert "--json" in one_error_line(capsys)
+
+
+def test_stale_temporary_clean_up_spares_a_users_file_of_the_same_shape(tmp_path):
+    # Found: taking the output lock deletes every file below --out named like ".X.XXXXXXXX.tmp",
+    # e.g. a user's OUT/notes/.draft.abcd1234.tmp, not only the temporaries this tool made.
+    from generator import store
+
+    mine = tmp_path / "notes" / ".draft.abcd1234.tmp"
+    mine.parent.mkdir()
+    mine.write_bytes(b"my draft\n")
+    with store.output_lock(tmp_path):
+        pass
+    assert mine.read_bytes() == b"my draft\n"
