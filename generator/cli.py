@@ -27,11 +27,19 @@ from pathlib import Path
 
 from .errors import UserError
 from .plan import PREVIEW_LAYERS, PREVIEW_PER_LAYER, DrawOptions, Precision, Quality
+from .units import MAX_SHARDS
 
 DEFAULT_OUT = "site_src"
+MAX_TOP_K = 100  # example photos kept per unit
 DEFAULT_SHARDS_OUT = "shards"
-SAFE_OS_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-                  errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}
+RESUME_HINT = "finished units are saved: {fix}, then rerun the same command to resume"
+SAFE_OS_ERRORS = {  # errno -> (what happened, what to do)
+    errno.ENOSPC: ("the disk is full", RESUME_HINT.format(fix="free space or choose another --out")),
+    errno.EDQUOT: ("the disk quota is exceeded", RESUME_HINT.format(fix="free space or choose another --out")),
+    errno.EROFS: ("the file system is read-only", RESUME_HINT.format(fix="choose another --out")),
+    errno.EACCES: ("permission denied", RESUME_HINT.format(fix="fix the permissions or choose another --out")),
+    errno.ENAMETOOLONG: ("a file name is too long", "shorten the path given"),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,12 +107,20 @@ def parse_args(argv):
     """The arguments, with the checks argparse cannot express (one line and exit 2 when bad)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    for name in ("per_layer", "top_k", "shards"):
+    for name, highest in (("per_layer", 100_000), ("top_k", MAX_TOP_K), ("shards", MAX_SHARDS)):
         value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+        if value is not None and not 1 <= value <= highest:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1 and at most {highest:,} (got {value})")
+    for name in ("shard", "filters", "classes", "layers", "images", "weights", "methods"):
+        value = getattr(args, name)
+        if value is not None and not value.strip():
+            parser.error(f"--{name} is empty; give a value or leave the option out")
+    if args.json and not args.plan:
+        parser.error("--json goes with --plan")
+    if args.no_builtin_images and not args.images and not args.no_examples:
+        parser.error("--no-builtin-images leaves no photos for the saliency stage; give --images DIR or --no-examples")
     modes = [flag for flag in ("plan", "merge", "render_only", "examples_only") if getattr(args, flag)]
-    if len(modes) > 1 or (args.shard and modes and modes != ["plan"]):
+    if len(modes) > 1 or (args.shard is not None and modes and modes != ["plan"]):
         parser.error("choose one of --plan, --shard, --merge, --render-only, --examples-only")
     if args.out is not None and not args.out.strip():
         parser.error("--out is empty; give a directory")
@@ -236,7 +252,7 @@ def run_draw(args):
     from .units import parse_shard
 
     selection, options = select(args), draw_options(args)
-    shard = parse_shard(args.shard, args.shards) if args.shard else None
+    shard = parse_shard(args.shard, args.shards) if args.shard is not None else None
     if args.shards and not shard:
         raise UserError("--shards goes with --plan or --shard auto")
     units = shard_units(selection, *shard, options) if shard else selection
@@ -288,12 +304,15 @@ def draw(loaded, out, units, options, args):
 
 def run_examples_only(args):
     from . import store
-    from .examples import run_examples_over_drawn_units
-
     out = Path(args.out or DEFAULT_OUT)
     examples = example_options(args)
-    with store.output_lock(writable_directory(out)):
-        run_examples_over_drawn_units(load_model(args.weights), out, examples, progress=not args.no_progress, log=log)
+    if not out.is_dir() or not store.read_records(out):
+        raise UserError(f"{out} holds no drawn units; draw some first, or give the --out of a drawing run")
+    with store.output_lock(out):
+        loaded = load_model(args.weights)
+        from .examples import run_examples_over_drawn_units
+
+        run_examples_over_drawn_units(loaded, out, examples, progress=not args.no_progress, log=log)
         render(out)
     return 0
 
@@ -306,9 +325,9 @@ def run_merge(args):
     units = [unit for shard in shards for unit in shard["units"]]
     if not units:
         raise UserError("the shards hold no units; nothing to merge")
-    log(f"merge: {len(shards)} shards, {len(units)} units, all complete")
     out = writable_directory(Path(args.out or DEFAULT_OUT))
     with store.output_lock(out):
+        log(f"merge: {len(shards)} shards, {len(units)} units, all complete")
         loaded = load_model(args.weights, units)
         if loaded.sha256 != sha:
             raise UserError(f"--weights {args.weights} has sha256 {loaded.sha256[:12]}, the shards were drawn with "
@@ -361,9 +380,9 @@ def main(argv=None):
     except OSError as error:
         if error.errno not in SAFE_OS_ERRORS:
             raise
-        where = f" writing {error.filename}" if error.filename else ""
-        print(f"error: {SAFE_OS_ERRORS[error.errno]}{where}; finished units are saved: free space or choose "
-              "another --out, then rerun the same command to resume", file=sys.stderr)
+        what, fix = SAFE_OS_ERRORS[error.errno]
+        where = f" ({str(error.filename)[:80]})" if error.filename else ""
+        print(f"error: {what}{where}; {fix}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished units are saved; rerun the same command to resume", file=sys.stderr)

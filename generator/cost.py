@@ -17,6 +17,7 @@ the calibration and the shard count, never on what is already drawn.
 """
 
 import hashlib
+import heapq
 import json
 import math
 import os
@@ -143,12 +144,12 @@ def partition(units, shard_count, options=DrawOptions(), calibration=None):
     """
     items = work_items(units, shard_count, options, calibration)
     order = sorted(range(len(items)), key=lambda i: (-items[i].seconds, i))
-    loads = [0.0] * shard_count
+    loads = [(0.0, shard) for shard in range(shard_count)]  # a heap: the least-loaded shard first
     assigned = [[] for _ in range(shard_count)]
     for i in order:
-        shard = min(range(shard_count), key=lambda s: (loads[s], s))
-        loads[shard] += items[i].seconds
+        load, shard = heapq.heappop(loads)
         assigned[shard].append(i)
+        heapq.heappush(loads, (load + items[i].seconds, shard))
     return [[items[i] for i in sorted(indices)] for indices in assigned]
 
 

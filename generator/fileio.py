@@ -1,6 +1,6 @@
 """Small file helpers every stage shares: atomic writes, JSON reads, checksums, temp clean-up.
 
-Every file is written to a temporary name in its final directory (".<name>.<random>.tmp") and
+Every file is written to a temporary name in its final directory (".<name>.atlas-<random>.tmp") and
 moved into place with `os.replace`, so a reader, or a run killed mid-write, never sees a
 half-written file. A killed run can leave such a temporary behind; `remove_stale_temporaries`
 clears them on the next start.
@@ -13,7 +13,7 @@ import re
 import tempfile
 from pathlib import Path
 
-_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what atomic_write_bytes names its temporaries
+_TEMPORARY = re.compile(r"^\..+\.atlas-[A-Za-z0-9_]{8}\.tmp$")  # what atomic_write_bytes names its temporaries
 
 
 def atomic_write_bytes(path, data):
@@ -23,7 +23,7 @@ def atomic_write_bytes(path, data):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.atlas-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -59,10 +59,15 @@ class UnreadableJson(ValueError):
     """A JSON file that exists but cannot be read or parsed."""
 
 
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def read_json(path):
     """The parsed JSON at `path`; None when there is no such file.
 
-    Raises UnreadableJson when the file exists but is unreadable or not JSON.
+    Raises UnreadableJson when the file exists but is unreadable or not JSON (NaN and Infinity,
+    which Python would accept and browsers refuse, included).
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -71,7 +76,7 @@ def read_json(path):
     except (OSError, UnicodeDecodeError) as error:
         raise UnreadableJson(f"unreadable ({error})") from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant)
     except ValueError as error:
         raise UnreadableJson(f"not valid JSON ({error})") from None
 

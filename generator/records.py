@@ -300,14 +300,14 @@ TOP_EXAMPLES_SCHEMA = {
     },
 }
 
-_VALIDATORS = {
-    id(schema): jsonschema.Draft202012Validator(schema)
-    for schema in (UNIT_SCHEMA, MANIFEST_SCHEMA, EXAMPLE_SCHEMA, TOP_EXAMPLES_SCHEMA)
-}
+_VALIDATORS = {}  # id(schema) -> its validator, made on first use
 
 
-def _first_problem(document, schema):
-    """A short description of the first way `document` breaks `schema`, or None when it follows it."""
+def schema_problem(document, schema):
+    """A short description of the first way `document` breaks the JSON Schema `schema` (a
+    module-level constant), or None when it follows it."""
+    if id(schema) not in _VALIDATORS:
+        _VALIDATORS[id(schema)] = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(_VALIDATORS[id(schema)].iter_errors(document))
     if error is None:
         return None
@@ -318,7 +318,7 @@ def _first_problem(document, schema):
 
 def unit_problem(record):
     """Why `record` is not a valid unit record (None when it is): schema, unit and URL checked."""
-    problem = _first_problem(record, UNIT_SCHEMA)
+    problem = schema_problem(record, UNIT_SCHEMA)
     if problem:
         return problem
     layer, index = record["layer"], record["index"]
@@ -333,12 +333,12 @@ def unit_problem(record):
 
 def manifest_problem(manifest):
     """Why `manifest` is not a valid manifest (None when it is)."""
-    return _first_problem(manifest, MANIFEST_SCHEMA)
+    return schema_problem(manifest, MANIFEST_SCHEMA)
 
 
 def example_problem(example, slug=None):
     """Why `example` is not a valid example record (None when it is); `slug`: its folder name."""
-    problem = _first_problem(example, EXAMPLE_SCHEMA)
+    problem = schema_problem(example, EXAMPLE_SCHEMA)
     if problem is None and slug is not None and example["slug"] != slug:
         problem = f"slug {example['slug']!r} differs from its folder {slug!r}"
     return problem
@@ -346,7 +346,7 @@ def example_problem(example, slug=None):
 
 def top_examples_problem(top_examples):
     """Why `top_examples` (examples/top_examples.json) is invalid (None when it is valid)."""
-    return _first_problem(top_examples, TOP_EXAMPLES_SCHEMA)
+    return schema_problem(top_examples, TOP_EXAMPLES_SCHEMA)
 
 
 # --- builders ---------------------------------------------------------------------------------

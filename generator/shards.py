@@ -18,10 +18,25 @@ from . import records, store
 from .errors import UserError
 from .fileio import UnreadableJson, json_bytes, read_json, write_if_changed
 from .plan import DrawOptions, Precision, Quality, plan_layer
-from .units import Unit
+from .units import MAX_SHARDS, Unit
 
 SHARD_RECORD_NAME = "shard.json"
 SHARD_SCHEMA = 1
+SHARD_JSON_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "shard.json",
+    "type": "object",
+    "required": ["schema", "shard", "shards", "selection", "selection_units", "options", "units"],
+    "properties": {
+        "schema": {"const": SHARD_SCHEMA},
+        "shard": {"type": "integer", "minimum": 0},
+        "shards": {"type": "integer", "minimum": 1, "maximum": MAX_SHARDS},
+        "selection": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+        "selection_units": {"type": "integer", "minimum": 0},
+        "options": {"type": "object"},
+        "units": {"type": "array", "items": {"type": "string", "pattern": "^[a-z0-9_]+/[0-9]+$"}},
+    },
+}
 
 
 def _options_record(options):
@@ -73,13 +88,20 @@ def read_shard_manifest(shard_dir):
     if document is None:
         raise UserError(f"{shard_dir} is not a shard directory (no {SHARD_RECORD_NAME}); give the OUT/shard-I "
                         "directories that build.py --shard wrote")
-    try:
-        assert document["schema"] == SHARD_SCHEMA
+    problem = records.schema_problem(document, SHARD_JSON_SCHEMA)
+    if problem is None and document["shard"] >= document["shards"]:
+        problem = f"shard {document['shard']} is not below shards {document['shards']}"
+    if problem is None:
         units = [Unit(layer, int(index)) for layer, index in (key.split("/") for key in document["units"])]
+        if not all(records.is_unit(unit.layer, unit.index) for unit in units):
+            problem = "units: names a unit VGG16 does not have"
+    if problem is not None:
+        raise UserError(f"{path} is malformed ({problem}); rerun that shard")
+    try:
         options = _options_from_record(document["options"])
-        return {**document, "units": units, "options": options, "dir": Path(shard_dir)}
-    except (AssertionError, KeyError, TypeError, ValueError, AttributeError):
-        raise UserError(f"{path} is malformed; rerun that shard") from None
+    except (KeyError, TypeError, ValueError, UserError):
+        raise UserError(f"{path} is malformed (options); rerun that shard") from None
+    return {**document, "units": units, "options": options, "dir": Path(shard_dir)}
 
 
 def _check_one_run(shards):
@@ -129,6 +151,9 @@ def _incomplete_units(shard):
 def check_shards(shard_dirs):
     """Read and check the shards of one run; returns (shards, weights sha256) or raises UserError."""
     unique = list(dict.fromkeys(Path(d).resolve() for d in shard_dirs))
+    if len(unique) < len(shard_dirs):
+        twice = next(d for d in shard_dirs if [Path(e).resolve() for e in shard_dirs].count(Path(d).resolve()) > 1)
+        raise UserError(f"{twice} is given twice; give each OUT/shard-I directory once")
     shards = sorted((read_shard_manifest(d) for d in unique), key=lambda s: s["shard"])
     _check_one_run(shards)
     incomplete, weights = {}, {}

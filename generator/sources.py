@@ -42,6 +42,11 @@ def path_problem(path):
                 "or use --weights embedded or --weights imagenet")
     if not path.name.endswith(".h5") or not h5py.is_hdf5(path):
         return f"weights file {path} is not a Keras .weights.h5 or .h5 (HDF5) file, or is corrupt"
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except OSError as error:
+        return f"weights file {path} is a damaged HDF5 file ({' '.join(str(error).split())[:120]})"
     return None
 
 

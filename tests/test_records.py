@@ -153,7 +153,7 @@ def test_a_master_of_another_size_than_its_record_is_incomplete(tmp_path):
 
 
 def test_stale_temporaries_of_our_own_are_removed_and_nothing_else(tmp_path):
-    ours = tmp_path / "vgg16/block1_conv1/3/.image.webp.k2j4_x9a.tmp"
+    ours = tmp_path / "vgg16/block1_conv1/3/.image.webp.atlas-k2j4_x9a.tmp"
     ours.parent.mkdir(parents=True)
     ours.write_bytes(b"half")
     theirs = [tmp_path / "vgg16/notes.tmp", tmp_path / "vgg16/.hidden.tmp", tmp_path / "vgg16/block1_conv1/3/x.webp"]
