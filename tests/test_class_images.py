@@ -146,10 +146,13 @@ def test_render_only_shows_the_class_image_and_mkdocs_links_it(class_site, tmp_p
     assert f'<img src="image.webp" width="{size}" height="{size}"' in class_page
     assert "No class image has been computed yet" not in class_page
     index = (out / "vgg16/classes/index.md").read_text()
-    row = next(line for line in index.splitlines() if line.startswith(f"| {CLASS_INDEX} |"))
-    assert f"[{CLASS_NAME}](20-water-ouzel/index.md)" in row and '<img src="20-water-ouzel/thumb.webp"' in row
+    items = [line for line in index.splitlines() if line.startswith("<li>")]
+    assert len(items) == 1000  # one numbered list (start=0), each class once, in index order
+    row = items[CLASS_INDEX]
+    assert '<a href="20-water-ouzel/">' in row and '<img src="20-water-ouzel/thumb.webp"' in row
+    assert f"{CLASS_NAME}</a>" in row
     assert "1 of them show a class image" in index
-    assert "<img" not in next(line for line in index.splitlines() if line.startswith("| 21 |"))
+    assert "<img" not in items[CLASS_INDEX + 1]
 
     site = tmp_path / "site"
     build_html(out, site)

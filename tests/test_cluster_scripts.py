@@ -474,7 +474,7 @@ def test_tests_passed_refuses_bad_input(tmp_path):
      '--image "r/a:1"'),
 ])
 def test_make_targets_call_the_scripts(target, variables, command):
-    result = subprocess.run(["make", "-n", "-o", ".venv/.installed", target, *variables],
+    result = subprocess.run(["make", "--no-print-directory", "-n", "-o", ".venv/.installed", target, *variables],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == command
