@@ -20,6 +20,7 @@ skipped.
 import argparse
 import errno
 import os
+import re
 import signal
 import sys
 import time
@@ -42,6 +43,23 @@ SAFE_OS_ERRORS = {  # errno -> (what happened, what to do)
 }
 
 
+def whole_number(text):
+    """An integer written with ASCII digits (int() would also read other scripts' digits)."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
+        raise argparse.ArgumentTypeError(f"invalid whole number: {text[:40]!r}")
+    return int(text)
+
+
+def decimal_number(text):
+    """A number written with ASCII characters, e.g. 0.05 or 5e-2 (inf and nan are read, then refused)."""
+    if not text.isascii():
+        raise argparse.ArgumentTypeError(f"invalid number: {text[:40]!r}")
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text[:40]!r}") from None
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad argument as one UserError line (exit 2), without the usage text."""
 
@@ -59,7 +77,7 @@ def _parser():
     select.add_argument("--layers", help="layers: e.g. block1..block5, block4_conv2, block2..block3,predictions")
     select.add_argument("--filters", help="filter indices in every selected conv layer: 0:16, 0,5,9 (default all)")
     select.add_argument("--classes", help="ImageNet classes: indices, WordNet ids, names ('water ouzel'), or all")
-    select.add_argument("--per-layer", type=int, metavar="N", help="draw a stable sample of N units per layer")
+    select.add_argument("--per-layer", type=whole_number, metavar="N", help="draw a stable sample of N units per layer")
     select.add_argument("--preview", action="store_true",
                         help=f"CPU-sized preview: --quality preview, and --layers {PREVIEW_LAYERS} --per-layer "
                              f"{PREVIEW_PER_LAYER} unless a selection is given")
@@ -68,11 +86,11 @@ def _parser():
                      help="drawing defaults: full (the atlas, default) or preview (fewer steps, smaller images)")
     how.add_argument("--weights", default="auto",
                      help="auto (default: imagenet if available, else embedded) | imagenet | embedded | PATH")
-    how.add_argument("--size", type=int, help="image side in pixels, 8-1024 (default: per layer, by receptive field)")
-    how.add_argument("--steps", type=int, help="optimization steps, 1-100,000 (default 512; preview 128)")
-    how.add_argument("--learning-rate", type=float, help="Adam learning rate, above 0 and at most 10 (default 0.05)")
-    how.add_argument("--batch-size", type=int, help="units drawn together, 1-1,024 (default per layer)")
-    how.add_argument("--seed", type=int, default=0, help="run-wide seed mixed into every unit's seed")
+    how.add_argument("--size", type=whole_number, help="image side in pixels, 8-1024 (default: per layer, by receptive field)")
+    how.add_argument("--steps", type=whole_number, help="optimization steps, 1-100,000 (default 512; preview 128)")
+    how.add_argument("--learning-rate", type=decimal_number, help="Adam learning rate, above 0 and at most 10 (default 0.05)")
+    how.add_argument("--batch-size", type=whole_number, help="units drawn together, 1-1,024 (default per layer)")
+    how.add_argument("--seed", type=whole_number, default=0, help="run-wide seed mixed into every unit's seed")
     how.add_argument("--precision", choices=[p.value for p in Precision], default="float32",
                      help="network compute precision while drawing; bfloat16 is about 2x faster on "
                           "GPUs and AVX512_BF16 CPUs (default float32)")
@@ -81,7 +99,7 @@ def _parser():
     split = parser.add_argument_group("splitting across machines (docs/DISTRIBUTED.md)")
     split.add_argument("--plan", action="store_true",
                        help="print what the selection costs (per layer, per shard), without loading a model")
-    split.add_argument("--shards", type=int, metavar="N", help="shard count, for --plan or --shard auto")
+    split.add_argument("--shards", type=whole_number, metavar="N", help="shard count, for --plan or --shard auto")
     split.add_argument("--json", action="store_true", help="with --plan: one JSON object on stdout")
     split.add_argument("--shard", metavar="I/N|auto",
                        help="draw only shard I of N (cost-balanced) into OUT/shard-I/; auto: from SLURM or "
@@ -93,7 +111,7 @@ def _parser():
     stages.add_argument("--images", metavar="DIR", help="example photos for saliency maps (default: bundled photos)")
     stages.add_argument("--methods", help="saliency methods, comma list (default all: vanilla, smoothgrad, "
                         "guided_backprop, gradcam, gradcam_plus_plus, scorecam, integrated_gradients)")
-    stages.add_argument("--top-k", type=int, default=3, metavar="K", help="top example photos kept per filter (default 3)")
+    stages.add_argument("--top-k", type=whole_number, default=3, metavar="K", help="top example photos kept per filter (default 3)")
     stages.add_argument("--no-builtin-images", action="store_true", help="use only the photos of --images")
     stages.add_argument("--no-examples", action="store_true", help="skip the saliency stage")
     stages.add_argument("--examples-only", action="store_true",
