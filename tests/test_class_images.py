@@ -15,8 +15,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin
@@ -25,6 +23,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from cli_support import build
 from PIL import Image
 
 from generator import cli
@@ -41,12 +40,6 @@ CLASS_DIR = "vgg16/classes/20-water-ouzel"
 FILTER_LAYER, FILTER_INDEX = "block1_conv2", 3
 KERAS_GET_FILE = "keras.src.utils.file_utils.get_file"  # what keras.applications.VGG16 calls
 CLOSED_PORT_URL = "http://127.0.0.1:9/vgg16_weights_tf_dim_ordering_tf_kernels.h5"  # refuses at once
-
-
-def build(*args, timeout=600):
-    """Run build.py with `args`; the CompletedProcess (text stdout and stderr)."""
-    return subprocess.run([sys.executable, str(ROOT / "build.py"), *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

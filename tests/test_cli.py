@@ -9,14 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_support import build
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--steps", "3", "--size", "16", "--no-examples", "--no-progress"]
-
-
-def build(*args, timeout=300):
-    return subprocess.run([sys.executable, str(ROOT / "build.py"), *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def error_line(result):

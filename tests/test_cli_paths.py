@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_support import build
 
 from generator.plan import PREVIEW_SIZES
 from generator.photos import BUILTIN_PHOTOS
@@ -30,12 +31,6 @@ TINY = ["--layers", TINY_UNIT.layer, "--filters", str(TINY_UNIT.index), "--steps
         "--no-examples", "--no-progress"]
 TINY_DIR = f"vgg16/{TINY_UNIT.layer}/{TINY_UNIT.index}"
 SENTINEL = "2000-01-01T00:00:00Z"  # a `created` no run writes
-
-
-def build(*args, cwd=ROOT, timeout=600):
-    """Run build.py with `args` (paths as str); the CompletedProcess with text output."""
-    return subprocess.run([sys.executable, str(ROOT / "build.py"), *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def draw(out, *args):

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_support import assert_bad_input
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,14 +58,6 @@ def recorder(tmp_path, name, body):
 def run(command, env=None, cwd=ROOT, stdin=None):
     return subprocess.run([str(part) for part in command], capture_output=True, text=True, timeout=60, cwd=cwd,
                           input=stdin, env={**os.environ, **(env or {})})
-
-
-def assert_bad_input(result, *words):
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 # --- SLURM ----------------------------------------------------------------------------------------

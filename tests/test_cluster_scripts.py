@@ -13,6 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from cli_support import assert_bad_input
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts" / "atlas"
@@ -25,15 +26,6 @@ def script(name, *args, env=None, cwd=ROOT):
     command = [sys.executable, str(SCRIPTS / name)] if name in PYTHON_SCRIPTS else [str(SCRIPTS / name)]
     return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=60, cwd=cwd,
                           env={**os.environ, **(env or {})})
-
-
-def assert_bad_input(result, *words):
-    """Exit 2 with one line on stderr that holds the words."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 def outputs(stdout):

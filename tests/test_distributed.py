@@ -6,11 +6,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from cli_support import assert_bad_input, build, signal_after_first_unit
 from generator import cost
 from generator.errors import UserError
 from generator.planning import wall_hours
@@ -20,18 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FULL_ATLAS = dict(layers="block1..block5", classes="all")
 SMALL = ["--layers", "block1_conv2,block3_conv1", "--filters", "0:4", "--steps", "3", "--size", "16",
          "--batch-size", "2", "--weights", "embedded", "--no-progress"]
-
-
-def build(*args, cwd=ROOT, env=None, **popen):
-    return subprocess.run([sys.executable, str(ROOT / "build.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env=env, **popen)
-
-
-def one_error_line(result):
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 # --- cost and balance -------------------------------------------------------------------------
@@ -187,12 +175,12 @@ def test_a_merge_with_a_missing_shard_or_unit_names_it_and_touches_nothing(three
     out = tmp_path / "site_src"
     out.mkdir()
     (out / "notes.md").write_text("mine")
-    error = one_error_line(build("--merge", str(shards / "shard-0"), str(shards / "shard-2"), "--out", str(out)))
+    error = assert_bad_input(build("--merge", str(shards / "shard-0"), str(shards / "shard-2"), "--out", str(out)))
     assert "1 of 3 shards are missing: 1" in error
     broken = tmp_path / "shards"
     shutil.copytree(shards, broken)
     (next((broken / "shard-1").rglob("unit.json"))).unlink()
-    error = one_error_line(build("--merge", *map(str, sorted(broken.glob("shard-*"))), "--out", str(out)))
+    error = assert_bad_input(build("--merge", *map(str, sorted(broken.glob("shard-*"))), "--out", str(out)))
     assert "1 units are missing or incomplete, in shards 1" in error
     assert sorted(p.name for p in out.iterdir()) == ["notes.md"]
 
@@ -204,7 +192,7 @@ def test_a_merge_of_shards_drawn_with_other_weights_is_refused(three_shards_and_
     record = json.loads(record_path.read_text())
     record["provenance"]["weights_sha256"] = "f" * 64
     record_path.write_text(json.dumps(record))
-    error = one_error_line(build("--merge", *map(str, sorted(shards.glob("shard-*"))), "--out", str(tmp_path / "o")))
+    error = assert_bad_input(build("--merge", *map(str, sorted(shards.glob("shard-*"))), "--out", str(tmp_path / "o")))
     assert "drawn with weights ffffffffffff" in error and "the same --weights" in error
 
 
@@ -212,13 +200,7 @@ def test_a_killed_shard_reruns_only_its_missing_units(tmp_path, embedded_vgg16):
     args = ["--layers", "block1_conv2,block3_conv1", "--filters", "0:6", "--steps", "150", "--size", "16",
             "--batch-size", "1", "--weights", "embedded", "--no-progress", "--shard", "0/2", "--out", str(tmp_path)]
     shard_dir = tmp_path / "shard-0"
-    process = subprocess.Popen([sys.executable, str(ROOT / "build.py"), *args], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not list(shard_dir.rglob("unit.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
+    signal_after_first_unit(args, shard_dir, signal.SIGKILL)
     owed = json.loads((shard_dir / "shard.json").read_text())["units"]
     done = len(list(shard_dir.rglob("unit.json")))
     assert 1 <= done < len(owed)

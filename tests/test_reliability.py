@@ -7,27 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from cli_support import assert_bad_input, build, signal_after_first_unit
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--layers", "block1_conv2", "--filters", "0:3", "--steps", "3", "--size", "16", "--weights", "embedded",
         "--no-examples", "--no-progress"]
-
-
-def build(*args, timeout=300):
-    return subprocess.run([sys.executable, str(ROOT / "build.py"), *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def one_error_line(result):
-    """The only stderr line of a run that must fail with exit code 2 (nothing else printed)."""
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize("args, words", [
@@ -51,7 +38,7 @@ def one_error_line(result):
     (["--plan", "--merge", "x"], "choose one of"),
 ])
 def test_bad_arguments_are_one_line_before_tensorflow(args, words, tmp_path):
-    line = one_error_line(build(*args) if "--out" in args else build(*args, "--out", str(tmp_path / "out")))
+    line = assert_bad_input(build(*args) if "--out" in args else build(*args, "--out", str(tmp_path / "out")))
     assert words in line and len(line) < 400
     assert not (tmp_path / "out").exists()
 
@@ -72,9 +59,9 @@ def test_a_second_run_on_a_locked_output_is_refused_naming_the_holder(drawn):
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        line = one_error_line(build(*TINY, "--out", str(drawn)))
+        line = assert_bad_input(build(*TINY, "--out", str(drawn)))
         assert f"is in use by another run (pid {holder.pid} on " in line and "another --out" in line
-        assert "in use" in one_error_line(build("--render-only", "--out", str(drawn)))
+        assert "in use" in assert_bad_input(build("--render-only", "--out", str(drawn)))
     finally:
         holder.kill()
         holder.wait()
@@ -87,7 +74,7 @@ def test_records_of_the_wrong_shape_are_redrawn_and_named_by_render_only(drawn):
     units[0].write_text('{"schema": 1}')
     units[1].write_text(json.dumps(dict(good, settings=None)))
     units[2].write_text(json.dumps({**good, "images": {**good["images"], "master": "../../../../etc/passwd"}}))
-    line = one_error_line(build("--render-only", "--out", str(drawn)))
+    line = assert_bad_input(build("--render-only", "--out", str(drawn)))
     assert "unit.json" in line and "delete it, or rerun the drawing" in line
     rerun = build(*TINY, "--out", str(drawn))
     assert rerun.returncode == 0, rerun.stderr
@@ -95,7 +82,7 @@ def test_records_of_the_wrong_shape_are_redrawn_and_named_by_render_only(drawn):
         record = json.loads(path.read_text())
         assert record["images"]["master"] == "image.webp" and record["settings"]["size"] == 16
     (drawn / "vgg16/manifest.json").write_text("[1, 2]")
-    assert "manifest.json" in one_error_line(build("--render-only", "--out", str(drawn)))
+    assert "manifest.json" in assert_bad_input(build("--render-only", "--out", str(drawn)))
 
 
 def test_units_left_unscored_by_a_killed_run_are_scored_on_the_next(drawn):
@@ -119,14 +106,8 @@ def test_sigterm_stops_like_ctrl_c_and_the_rerun_resumes(tmp_path, embedded_vgg1
     out = tmp_path / "out"
     args = ["--layers", "block1_conv2", "--filters", "0:8", "--batch-size", "1", "--steps", "400", "--size", "16",
             "--weights", "embedded", "--no-examples", "--no-progress", "--out", str(out)]
-    process = subprocess.Popen([sys.executable, str(ROOT / "build.py"), *args], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not list(out.rglob("unit.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr
+    code, stderr = signal_after_first_unit(args, out, signal.SIGTERM)
+    assert code == 143, stderr
     assert stderr.strip().splitlines()[-1] == "terminated: finished units are saved; rerun the same command to resume"
     assert not list(out.rglob("*.tmp"))
     rerun = build(*args)
