@@ -13,7 +13,7 @@ from enum import Enum
 
 from .architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS
 from .errors import UserError
-from .optvis.settings import Readout, RenderSettings, Transforms
+from .optvis.settings import LearningRateSchedule, Readout, RenderSettings, Transforms
 
 
 class Quality(Enum):
@@ -61,6 +61,62 @@ NEURON_SIZE = 11
 PREVIEW_LAYERS = "block1..block5"
 PREVIEW_PER_LAYER = 3
 
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How a filter layer's drawing spends its steps: an engine option, not (yet) a default.
+
+    Attributes:
+        name: how `--schedule` and docs/QUALITY.md call it.
+        steps: total Adam steps, coarse phase included.
+        coarse_fraction: 0, or the share of `steps` run on the coarse spectrum.
+        coarse_ratio: coarse side / full side (the coarse side is rounded to an even number).
+        lr_schedule: a LearningRateSchedule over all steps.
+        subpixel: sub-pixel jitter (Transforms.subpixel).
+        decay_power: the spectrum's 1 / f**decay_power.
+    """
+
+    name: str
+    steps: int
+    coarse_fraction: float = 0.0
+    coarse_ratio: float = 0.5
+    lr_schedule: LearningRateSchedule = LearningRateSchedule.CONSTANT
+    subpixel: bool = False
+    decay_power: float = 1.0
+
+    def apply(self, settings):
+        """`settings` (a filter layer's RenderSettings) drawn on this schedule."""
+        coarse_size = 2 * round(settings.size * self.coarse_ratio / 2) if self.coarse_fraction else 0
+        return replace(settings, steps=self.steps, coarse_size=coarse_size,
+                       coarse_steps=round(self.steps * self.coarse_fraction) if coarse_size else 0,
+                       lr_schedule=self.lr_schedule, decay_power=self.decay_power,
+                       transforms=replace(settings.transforms, subpixel=self.subpixel))
+
+
+_COSINE = LearningRateSchedule.COSINE
+# Candidate schedules of the quality study (bench/quality_study.py, docs/QUALITY.md). Cost relative
+# to 512 full-size steps, with a half-size coarse phase at a quarter of the pixels: c2f-256 0.22,
+# c2f-512 0.44, cos-192 0.375; "-sub" adds sub-pixel jitter, "-const" keeps the rate constant.
+SCHEDULES = {
+    schedule.name: schedule
+    for schedule in (
+        Schedule("c2f-256", 256, coarse_fraction=0.75, lr_schedule=_COSINE),
+        Schedule("c2f-256-sub", 256, coarse_fraction=0.75, lr_schedule=_COSINE, subpixel=True),
+        Schedule("c2f-512", 512, coarse_fraction=0.75, lr_schedule=_COSINE),
+        Schedule("cos-192", 192, lr_schedule=_COSINE),
+        Schedule("c2f-256-const", 256, coarse_fraction=0.75),
+    )
+}
+
+
+def find_schedule(name):
+    """The Schedule called `name`; a UserError naming the choices otherwise."""
+    if name not in SCHEDULES:
+        raise UserError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
+    return SCHEDULES[name]
+
+
 # Documented ranges of the overrides (README "Drawing").
 STEPS_RANGE = (1, 100_000)
 SIZE_RANGE = (8, 1024)
@@ -88,6 +144,9 @@ class DrawOptions:
         precision: Precision.FLOAT32 or Precision.BFLOAT16.
         negative: also draw the image that minimizes each unit.
         resume: skip units already complete with the same settings (False: --force).
+        schedule: None (the per-layer default), or the name of one of SCHEDULES, applied to
+            filter layers (block1_conv1 and the classes keep their plans); --steps overrides its
+            total steps, keeping its coarse share.
     """
 
     quality: Quality = Quality.FULL
@@ -99,8 +158,11 @@ class DrawOptions:
     precision: Precision = Precision.FLOAT32
     negative: bool = False
     resume: bool = True
+    schedule: str | None = None
 
     def __post_init__(self):
+        if self.schedule is not None:
+            find_schedule(self.schedule)
         _check_range("size", self.size, *SIZE_RANGE)
         _check_range("steps", self.steps, *STEPS_RANGE)
         _check_range("batch-size", self.batch_size, *BATCH_RANGE)
@@ -129,6 +191,11 @@ class LayerPlan:
         """Side of what the network sees: the image plus its framing pad on each side."""
         return self.settings.transforms.output_size(self.settings.size)
 
+    @property
+    def phases(self):
+        """[(network input side, steps)] of each drawing phase, coarse first (generator.cost)."""
+        return [(phase.input_size, phase.steps) for phase in self.settings.phases()]
+
 
 def _overrides(options):
     fields = dict(steps=options.steps, learning_rate=options.learning_rate, batch_size=options.batch_size)
@@ -156,4 +223,9 @@ def plan_layer(layer, options=DrawOptions()):
     transforms = Transforms(pad=max(4, default_size // 12), jitter=max(2, default_size // 16))
     settings = RenderSettings(size=options.size or default_size, steps=steps,
                               batch_size=BATCH_SIZES[conv.block], transforms=transforms)
+    if options.schedule is not None:
+        schedule = find_schedule(options.schedule)
+        if options.steps is not None:
+            schedule = replace(schedule, steps=options.steps)
+        settings = schedule.apply(settings)
     return LayerPlan(layer, replace(settings, **_overrides(options)), Objective.CHANNEL)

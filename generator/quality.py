@@ -20,11 +20,37 @@ from .optvis.transform import frame
 FLAT_STD = 4.0
 SHIFT_PIXELS = 4
 RESCALES = (0.9, 1.1)
+HALF_NYQUIST = 0.25  # cycles per pixel
+SATURATED_LEVELS = 2  # a channel value within this of 0 or 255 is clipped by the sigmoid
 
 
 def is_flat(image):
     """True when a uint8 (H, W, 3) image is nearly uniform."""
     return float(np.asarray(image, np.float32).std()) < FLAT_STD
+
+
+def high_frequency_share(image, cutoff=HALF_NYQUIST):
+    """The speckle measure: share of an image's luminance energy above `cutoff` cycles per pixel.
+
+    Luminance is 0.299 R + 0.587 G + 0.114 B of the uint8 (H, W, 3) image, mirrored to (2H, 2W)
+    so that the DFT sees no jump where the image wraps around (a smooth ramp would otherwise count
+    as 3% speckle), its mean removed; the energy is the squared magnitude of the 2-D DFT, and
+    "above" means a radial frequency sqrt(fx**2 + fy**2) > cutoff, i.e. above half the Nyquist
+    frequency by default. Returns a float in [0, 1]; 0 for a flat image; white noise gives 0.80.
+    """
+    luminance = np.asarray(image, np.float64) @ np.array([0.299, 0.587, 0.114])
+    luminance = np.pad(luminance, [(0, luminance.shape[0]), (0, luminance.shape[1])], mode="symmetric")
+    power = np.abs(np.fft.fft2(luminance - luminance.mean())) ** 2
+    fy = np.fft.fftfreq(luminance.shape[0])[:, None]
+    fx = np.fft.fftfreq(luminance.shape[1])[None, :]
+    total = power.sum()
+    return float(power[np.hypot(fx, fy) > cutoff].sum() / total) if total > 0 else 0.0
+
+
+def saturated_share(image):
+    """Share of the channel values of a uint8 image within SATURATED_LEVELS of 0 or 255, in [0, 1]."""
+    values = np.asarray(image)
+    return float(np.mean((values <= SATURATED_LEVELS) | (values >= 255 - SATURATED_LEVELS)))
 
 
 def _shift(image, dy, dx):

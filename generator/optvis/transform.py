@@ -14,7 +14,6 @@ import tensorflow as tf
 from .settings import FRAME_GRAY
 
 
-
 def frame(images, pad):
     """Images (B, S, S, 3) in [0, 1] with a border of `pad` pixels of FRAME_GRAY on each side."""
     return tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], constant_values=FRAME_GRAY)
@@ -55,8 +54,9 @@ def _affine(transforms, draws, side):
     low, high = transforms.scale_range
     scale = low + (draws[:, 0] + 1.0) * 0.5 * (high - low)
     angle = draws[:, 1] * transforms.rotate_degrees * math.pi / 180.0
-    shift_x = tf.round(draws[:, 2] * transforms.jitter)
-    shift_y = tf.round(draws[:, 3] * transforms.jitter)
+    shift_x, shift_y = draws[:, 2] * transforms.jitter, draws[:, 3] * transforms.jitter
+    if not transforms.subpixel:
+        shift_x, shift_y = tf.round(shift_x), tf.round(shift_y)
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
     center = (side - 1) / 2.0
     # input = A (output - center) + center - shift, with A = rotation(-angle) / scale.
