@@ -13,7 +13,7 @@ from enum import Enum
 
 from .architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS
 from .errors import UserError
-from .optvis.settings import LearningRateSchedule, Readout, RenderSettings, Transforms
+from .optvis.settings import CoarseMode, LearningRateSchedule, Readout, RenderSettings, Transforms
 
 
 class Quality(Enum):
@@ -75,6 +75,8 @@ class Schedule:
         lr_schedule: a LearningRateSchedule over all steps.
         subpixel: sub-pixel jitter (Transforms.subpixel).
         decay_power: the spectrum's 1 / f**decay_power.
+        scale_range: None (the layer's), or the (min, max) random scale of the transforms.
+        coarse_mode: how the coarse spectrum grows (CoarseMode: upsample or tile).
     """
 
     name: str
@@ -84,20 +86,28 @@ class Schedule:
     lr_schedule: LearningRateSchedule = LearningRateSchedule.CONSTANT
     subpixel: bool = False
     decay_power: float = 1.0
+    scale_range: tuple | None = None
+    coarse_mode: CoarseMode = CoarseMode.UPSAMPLE
 
     def apply(self, settings):
         """`settings` (a filter layer's RenderSettings) drawn on this schedule."""
         coarse_size = 2 * round(settings.size * self.coarse_ratio / 2) if self.coarse_fraction else 0
-        return replace(settings, steps=self.steps, coarse_size=coarse_size,
+        if self.coarse_mode is CoarseMode.TILE and coarse_size and settings.size % coarse_size:
+            coarse_size = settings.size // round(1 / self.coarse_ratio)
+        return replace(settings, steps=self.steps, coarse_size=coarse_size, coarse_mode=self.coarse_mode,
                        coarse_steps=round(self.steps * self.coarse_fraction) if coarse_size else 0,
                        lr_schedule=self.lr_schedule, decay_power=self.decay_power,
-                       transforms=replace(settings.transforms, subpixel=self.subpixel))
+                       transforms=replace(settings.transforms, subpixel=self.subpixel,
+                                          scale_range=self.scale_range or settings.transforms.scale_range))
 
 
 _COSINE = LearningRateSchedule.COSINE
 # Candidate schedules of the quality study (bench/quality_study.py, docs/QUALITY.md). Cost relative
 # to 512 full-size steps, with a half-size coarse phase at a quarter of the pixels: c2f-256 0.22,
-# c2f-512 0.44, cos-192 0.375; "-sub" adds sub-pixel jitter, "-const" keeps the rate constant.
+# c2f-512 0.44, cos-192 0.375; "-sub" adds sub-pixel jitter, "-const" keeps the rate constant, "-wide" draws the random scale from
+# 0.8-1.25 (the robustness measure rescales by +-10%, the edge of the default 0.9-1.1), "-d15"
+# makes the spectrum fall as 1 / f**1.5 (smoother images). "tile-" grows a half-side canvas by
+# tiling it 2 x 2 instead of upsampling it, so features keep the scale the network saw.
 SCHEDULES = {
     schedule.name: schedule
     for schedule in (
@@ -106,6 +116,9 @@ SCHEDULES = {
         Schedule("c2f-512", 512, coarse_fraction=0.75, lr_schedule=_COSINE),
         Schedule("cos-192", 192, lr_schedule=_COSINE),
         Schedule("c2f-256-const", 256, coarse_fraction=0.75),
+        Schedule("c2f-256-wide", 256, coarse_fraction=0.75, lr_schedule=_COSINE, scale_range=(0.8, 1.25)),
+        Schedule("c2f-256-d15", 256, coarse_fraction=0.75, lr_schedule=_COSINE, decay_power=1.5),
+        Schedule("tile-256", 256, coarse_fraction=0.75, lr_schedule=_COSINE, coarse_mode=CoarseMode.TILE),
     )
 }
 

@@ -4,6 +4,8 @@ The trained model is the one of test_render_known_answer (four classes: vertical
 horizontal stripes, a red blob, a green blob).
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,7 +15,7 @@ from generator.errors import UserError
 from generator.optvis import param
 from generator.optvis.objectives import layer_scores, unit_objective
 from generator.optvis.render import Renderer, learning_rate
-from generator.optvis.settings import LearningRateSchedule, RenderSettings, Transforms
+from generator.optvis.settings import CoarseMode, LearningRateSchedule, RenderSettings, Transforms
 from generator.plan import SCHEDULES, DrawOptions, plan_layer
 from generator.quality import high_frequency_share, saturated_share
 from test_render_known_answer import GREEN, HORIZONTAL, RED, SIZE, VERTICAL, pattern_model, preprocess  # noqa: F401
@@ -36,6 +38,21 @@ def test_padded_spectrum_is_the_coarse_image_upsampled(decay_power, coarse, size
     np.testing.assert_allclose(large[:, ::step, ::step], small, atol=2e-5)
     between = large[:, 1::step, 1::step]  # interpolated pixels: within the range of the coarse ones
     assert between.min() >= small.min() - 0.1 and between.max() <= small.max() + 0.1
+
+
+@pytest.mark.parametrize("decay_power", [1.0, 1.5])
+@pytest.mark.parametrize("coarse, size", [(16, 32), (8, 24), (10, 20)])
+def test_tiled_spectrum_is_the_coarse_image_repeated(decay_power, coarse, size):
+    rng = np.random.default_rng(1)
+    spectra = rng.normal(0, 1.0, (2, 2, 3, coarse, coarse // 2 + 1)).astype(np.float32)
+    tiled = param.tile_spectra(spectra, size, decay_power)
+    small = param.spectra_to_rgb(tf.constant(spectra), param.frequency_scale(coarse, decay_power)).numpy()
+    large = param.spectra_to_rgb(tf.constant(tiled), param.frequency_scale(size, decay_power)).numpy()
+    n = size // coarse
+    assert small.std() > 0.05
+    np.testing.assert_allclose(large, np.tile(small, (1, n, n, 1)), atol=2e-5)
+    with pytest.raises(ValueError):
+        param.tile_spectra(spectra, size + 1, decay_power)
 
 
 def test_pad_spectra_refuses_odd_or_shrinking_sizes():
@@ -75,6 +92,16 @@ def test_the_switch_continues_from_the_coarse_image(pattern_model):
     at_switch = snapshots[20][0]
     assert np.abs(at_switch[:, ::2, ::2].astype(int) - coarse.astype(int)).max() <= 1
     assert np.abs(snapshots[30][0].astype(int) - at_switch.astype(int)).mean() > 1, "the fine phase moves on"
+
+
+def test_a_tiled_switch_repeats_the_coarse_drawing(pattern_model):
+    objective = unit_objective(layer_scores(pattern_model, "conv2", preprocess))
+    settings = replace(coarse_to_fine(steps=30, coarse_steps=20, schedule=LearningRateSchedule.CONSTANT),
+                       coarse_mode=CoarseMode.TILE)
+    at_switch = Renderer(objective, settings).render_snapshots([3, 9], seeds=[7, 8], at=(20,))[20][0]
+    alone = RenderSettings(size=SIZE // 2, steps=20, batch_size=4, transforms=TRANSFORMS)  # same pixel scale
+    coarse, _ = Renderer(objective, alone).render([3, 9], seeds=[7, 8])
+    assert np.abs(at_switch.astype(int) - np.tile(coarse, (1, 2, 2, 1)).astype(int)).max() <= 1
 
 
 def test_a_coarse_to_fine_image_does_not_depend_on_its_batch(pattern_model):
@@ -119,6 +146,9 @@ def test_defaults_describe_as_before_and_options_are_recorded():
     assert phased["coarse_to_fine"] == {"size": 64, "steps": 192}
     assert phased["lr_schedule"] == {"name": "cosine", "final_fraction": 0.1}
     assert "subpixel_jitter" in phased["transforms"]
+    tiled = plan_layer("block5_conv3", DrawOptions(schedule="tile-256")).settings
+    assert tiled.describe()["coarse_to_fine"] == {"size": 80, "steps": 192, "mode": "tile"}
+    assert tiled.phases()[0].transforms == tiled.transforms  # same pixel scale: transforms unscaled
 
 
 def test_bad_phases_and_schedule_names_are_refused():

@@ -107,3 +107,31 @@ def pad_spectra(spectra, size, decay_power=1.0):
     padded[..., half, : half + 1] = 0.5 * placed[..., half, :]  # Nyquist row split between +- half
     padded[..., size - half, : half + 1] = 0.5 * placed[..., half, :]
     return padded * np.float32((size / coarse) ** (1.0 - decay_power))
+
+
+def tile_spectra(spectra, size, decay_power=1.0):
+    """Spectra of the coarse images tiled n x n, n = size / C: a larger canvas, same pixel scale.
+
+    Fourier images are periodic, so the tiling has no seams. A coarse frequency k (integer, in
+    cycles per coarse image) becomes the fine frequency n k; irfft2d's 1 / pixels and the two sizes'
+    `frequency_scale` are undone per coefficient, so every fine pixel (y, x) equals the coarse
+    pixel (y mod C, x mod C). Nyquist rows and columns map onto the fine ones, both read as real.
+
+    Args:
+        spectra: float32 (B, 2, 3, C, C // 2 + 1).
+        size: the new side, a multiple of C above it.
+        decay_power: the `frequency_scale` decay power both sizes use.
+    Returns:
+        float32 array (B, 2, 3, size, size // 2 + 1).
+    """
+    spectra = np.asarray(spectra, np.float32)
+    coarse = spectra.shape[3]
+    if size <= coarse or size % coarse:
+        raise ValueError(f"tile_spectra needs a multiple of the coarse side {coarse} above it (got {size})")
+    n = size // coarse
+    rows = (n * np.fft.fftfreq(coarse, 1.0 / coarse).astype(int)) % size  # fine row of each coarse row
+    columns = n * np.arange(coarse // 2 + 1)
+    gain = n * n * frequency_scale(coarse, decay_power) / frequency_scale(size, decay_power)[np.ix_(rows, columns)]
+    tiled = np.zeros(spectra.shape[:3] + (size, size // 2 + 1), np.float32)
+    tiled[..., rows[:, None], columns[None, :]] = spectra * gain
+    return tiled

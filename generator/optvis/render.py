@@ -8,8 +8,9 @@ rather than retraced, and the step range is a tensor argument, so stopping at sn
 retrace either.
 
 A drawing runs in phases (`RenderSettings.phases`): optionally a coarse phase on a smaller
-spectrum, which is then zero-padded to the full size (`param.pad_spectra`, the image does not
-change) with Adam restarted, then the full-size phase. The learning-rate schedule and the
+spectrum, which then grows to the full size with Adam restarted, by zero-padding
+(`param.pad_spectra`: the same image, upsampled) or by tiling (`param.tile_spectra`: the same
+pixels repeated on a larger canvas), then the full-size phase. The learning-rate schedule and the
 random transforms are keyed by the global step, so they do not depend on where a call stops.
 """
 
@@ -19,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import param
-from .settings import LearningRateSchedule
+from .settings import CoarseMode, LearningRateSchedule
 from .transform import frame
 
 _ADAM_BETA1, _ADAM_BETA2, _ADAM_EPSILON = 0.9, 0.999, 1e-8
@@ -113,7 +114,7 @@ class Renderer:
             results[0] = self._snapshot(spectra, units)
         for phase in self._phases:
             if spectra.shape[3] != phase.size:
-                spectra = tf.constant(param.pad_spectra(spectra.numpy(), phase.size, self.settings.decay_power))
+                spectra = self._grow(spectra, phase.size)
             moments = (tf.zeros_like(spectra), tf.zeros_like(spectra))  # Adam restarts each phase
             adam_start, end = done + 1, done + phase.steps
             for stop in [step for step in at if done < step < end] + [end]:
@@ -127,9 +128,14 @@ class Renderer:
     def _snapshot(self, spectra, units):
         """(images, scores) as NumPy of the current spectra, zero-padded to full size if coarse."""
         if spectra.shape[3] != self.settings.size:
-            spectra = tf.constant(param.pad_spectra(spectra.numpy(), self.settings.size, self.settings.decay_power))
+            spectra = self._grow(spectra, self.settings.size)
         images, scores = self._finish(spectra, units)
         return images.numpy(), scores.numpy()
+
+    def _grow(self, spectra, size):
+        """Coarse spectra brought to `size` by the settings' CoarseMode (zero-padding or tiling)."""
+        grow = param.tile_spectra if self.settings.coarse_mode is CoarseMode.TILE else param.pad_spectra
+        return tf.constant(grow(spectra.numpy(), size, self.settings.decay_power))
 
     def _final_images(self, spectra, units):
         images = param.spectra_to_rgb(spectra, self._scales[self.settings.size])

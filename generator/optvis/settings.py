@@ -20,6 +20,13 @@ class LearningRateSchedule(Enum):
     STEP = "step"  # the rate for the first half, x sqrt(final_fraction) to 3/4, x final_fraction after
 
 
+class CoarseMode(Enum):
+    """How a coarse phase's spectrum grows to the full size (generator.optvis.param)."""
+
+    UPSAMPLE = "upsample"  # zero-pad: the same image at a finer resolution (features grow with it)
+    TILE = "tile"  # a C-pixel canvas repeated n x n: the same pixel scale on a larger canvas
+
+
 class Readout(Enum):
     """Where a conv layer's unit is read: its channel mean, or the central position only."""
 
@@ -90,6 +97,8 @@ class RenderSettings:
             this size, then zero-padded to `size` (the band-limited upsampling of the coarse
             image) and optimized on. Even, below `size`.
         coarse_steps: how many of the `steps` run at `coarse_size` (0 with coarse_size 0).
+        coarse_mode: a CoarseMode. UPSAMPLE (the transforms' pad and jitter shrink with the
+            image) or TILE (`size` a multiple of `coarse_size`; the transforms stay in pixels).
         lr_schedule: a LearningRateSchedule, over the global step.
         lr_final_fraction: the rate at the end of a decaying schedule, as a fraction of
             `learning_rate`, in (0, 1].
@@ -103,6 +112,7 @@ class RenderSettings:
     transforms: Transforms = field(default_factory=Transforms)
     coarse_size: int = 0
     coarse_steps: int = 0
+    coarse_mode: CoarseMode = CoarseMode.UPSAMPLE
     lr_schedule: LearningRateSchedule = LearningRateSchedule.CONSTANT
     lr_final_fraction: float = 0.1
 
@@ -116,6 +126,8 @@ class RenderSettings:
                 raise ValueError(f"coarse_size must be even and below size {self.size} (got {self.coarse_size})")
             if not 0 < self.coarse_steps <= self.steps:
                 raise ValueError(f"coarse_steps must be in 1..steps ({self.steps}) (got {self.coarse_steps})")
+            if self.coarse_mode is CoarseMode.TILE and self.size % self.coarse_size:
+                raise ValueError(f"tiling needs size {self.size} to be a multiple of coarse_size {self.coarse_size}")
 
     def phases(self):
         """The drawing's phases in order: a list of `Phase`, each with its size, steps and transforms.
@@ -124,8 +136,9 @@ class RenderSettings:
         """
         phases = []
         if self.coarse_size:
+            tiled = self.coarse_mode is CoarseMode.TILE
             phases.append(Phase(self.coarse_size, self.coarse_steps,
-                                self.transforms.scaled(self.coarse_size / self.size)))
+                                self.transforms if tiled else self.transforms.scaled(self.coarse_size / self.size)))
         fine_steps = self.steps - (self.coarse_steps if self.coarse_size else 0)
         if fine_steps > 0 or not phases:
             phases.append(Phase(self.size, fine_steps, self.transforms))
@@ -139,12 +152,14 @@ class RenderSettings:
         records drawn before them stay current.
         """
         settings = asdict(self)
-        for name in ("batch_size", "coarse_size", "coarse_steps", "lr_schedule", "lr_final_fraction"):
+        for name in ("batch_size", "coarse_size", "coarse_steps", "coarse_mode", "lr_schedule", "lr_final_fraction"):
             del settings[name]
         settings["transforms"] = self.transforms.describe()
         settings["parameterization"] = PARAMETERIZATION
         if self.coarse_size:
             settings["coarse_to_fine"] = {"size": self.coarse_size, "steps": self.coarse_steps}
+            if self.coarse_mode is not CoarseMode.UPSAMPLE:  # records of upsampling runs stay as they were
+                settings["coarse_to_fine"]["mode"] = self.coarse_mode.value
         if self.lr_schedule is not LearningRateSchedule.CONSTANT:
             settings["lr_schedule"] = {"name": self.lr_schedule.value, "final_fraction": self.lr_final_fraction}
         return settings
