@@ -117,6 +117,7 @@ SCHEDULES = {
         Schedule("cos-192", 192, lr_schedule=_COSINE),
         Schedule("c2f-256-const", 256, coarse_fraction=0.75),
         Schedule("c2f-256-wide", 256, coarse_fraction=0.75, lr_schedule=_COSINE, scale_range=(0.8, 1.25)),
+        Schedule("c2f-256-const-wide", 256, coarse_fraction=0.75, scale_range=(0.8, 1.25)),
         Schedule("c2f-256-d15", 256, coarse_fraction=0.75, lr_schedule=_COSINE, decay_power=1.5),
         Schedule("tile-256", 256, coarse_fraction=0.75, lr_schedule=_COSINE, coarse_mode=CoarseMode.TILE),
     )
