@@ -202,19 +202,23 @@ def load_setting(out, layer, setting):
 def summarize_setting(study, layer, setting, records, images, reference):
     """One row of the summary: the setting's numbers over all its drawn units (the image measures
     are computed here from the stored images, so they follow the current definitions)."""
-    from generator.quality import high_frequency_share, layer_quality, saturated_share
+    from generator.quality import VARIANT_NAMES, high_frequency_share, layer_quality, saturated_share, \
+        variant_activations
 
     units = [u for record in records for u in record["units"]]
     objective = dict(zip(units, [v for record in records for v in record["objective"]]))
     pad = setting_plan(layer, setting).settings.transforms.pad
     _, quality = layer_quality(study.scorer(layer), images, units, pad)
     ratios = [objective[u] / reference[u] for u in units if u in reference and reference[u] > 0]
+    own = np.asarray([objective[u] for u in units], np.float32)[:, None]
+    by_variant = np.median(variant_activations(study.scorer(layer), images, units, pad) / np.maximum(own, 1e-6), axis=0)
     flops = records[0]["flops_per_image"]
     return {
         "layer": layer, "setting": setting, "units": len(units), "settings": records[0]["settings"],
         "objective_fraction_median": round(float(np.median(ratios)), 4) if ratios else None,
         "objective_fraction_units": len(ratios),
         "specificity": quality["specificity"], "robustness_median": quality["robustness"], "flat": quality["flat"],
+        "kept_by_variant_median": {name: round(float(v), 4) for name, v in zip(VARIANT_NAMES, by_variant)},
         "high_frequency_share_median": round(float(np.median([high_frequency_share(i) for i in images])), 5),
         "saturated_share_median": round(float(np.median([saturated_share(i) for i in images])), 5),
         "gflops_per_image": round(flops / 1e9, 1),

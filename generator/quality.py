@@ -74,8 +74,11 @@ def _rescale(image, factor):
     return np.pad(resized, [(before, after), (before, after), (0, 0)], mode="reflect")
 
 
+VARIANT_NAMES = ("shift_down", "shift_right", "rescale_0.9", "rescale_1.1")
+
+
 def variants(image):
-    """The robustness variants of a uint8 (S, S, 3) image: two shifts, two rescales."""
+    """The robustness variants of a uint8 (S, S, 3) image: two shifts, two rescales (VARIANT_NAMES)."""
     shift = max(1, min(SHIFT_PIXELS, image.shape[0] // 12))
     return [
         _shift(image, shift, 0),
@@ -92,6 +95,19 @@ def _scores(scores, images, pad, batch_size=32):
             for start in range(0, len(images), batch_size)
         ]
     )
+
+
+def variant_activations(scores, images, units, pad=0):
+    """Each image's own-unit activation on each of its robustness variants.
+
+    Args: as `layer_quality`.
+    Returns:
+        float32 (N, len(VARIANT_NAMES)): [j, v] is unit units[j] on variant v of image j.
+    """
+    images, units = np.asarray(images), np.asarray(units)
+    rows = np.arange(len(units))
+    return np.stack([_scores(scores, np.stack(variant), pad)[rows, units]
+                     for variant in zip(*[variants(image) for image in images])], axis=1)
 
 
 def layer_quality(scores, images, units, pad=0):
@@ -113,9 +129,7 @@ def layer_quality(scores, images, units, pad=0):
     activations = _scores(scores, images, pad)[:, units]  # [i, j]: unit j on image i
     own = np.diag(activations)
     others = np.where(np.eye(count, dtype=bool), -np.inf, activations).max(axis=0)
-    kept = np.full(count, np.inf, np.float32)
-    for variant in zip(*[variants(image) for image in images]):
-        kept = np.minimum(kept, _scores(scores, np.stack(variant), pad)[np.arange(count), units])
+    kept = variant_activations(scores, images, units, pad).min(axis=1)
     per_unit = []
     for j in range(count):
         per_unit.append(
