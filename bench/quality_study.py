@@ -259,15 +259,22 @@ def setting_order(setting):
     return (1, 0, setting)
 
 
+def kept(row):
+    """The median kept activation per robustness variant, shifts first, as "0.96 0.96 / 0.79 / 0.87"."""
+    values = list(row["kept_by_variant_median"].values())
+    return f"{values[0]:.2f} {values[1]:.2f} / {values[2]:.2f} / {values[3]:.2f}"
+
+
 def markdown(rows):
     """The summary as a Markdown table."""
     lines = ["| layer | setting | units | FLOPs vs 512 | objective vs 512 | specificity | robustness (median) "
-             "| flat | HF share (median) | saturated (median) | wall s / image | CPU s / image |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| kept: shifts / x0.9 / x1.1 | flat | HF share (median) | saturated (median) | wall s / image "
+             "| CPU s / image |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         fraction = "" if r["objective_fraction_median"] is None else f"{r['objective_fraction_median']:.3f}"
         lines.append(f"| {r['layer']} | {r['setting']} | {r['units']} | {r['relative_flops']} | {fraction} | "
-                     f"{r['specificity']:.3f} | {r['robustness_median']:.3f} | {r['flat']} | "
+                     f"{r['specificity']:.3f} | {r['robustness_median']:.3f} | {kept(r)} | {r['flat']} | "
                      f"{r['high_frequency_share_median']:.4f} | {r['saturated_share_median']:.3f} | "
                      f"{r['wall_seconds_per_image']:.1f} | {r['cpu_seconds_per_image']:.1f} |")
     return "\n".join(lines)
