@@ -4,10 +4,11 @@
 For each layer, a stable sample of units (generator.units.sample_indices) is drawn under every
 setting, batch by batch, with the embedded ImageNet weights:
 
-  steps-64, steps-128, steps-256, steps-512   snapshots of one run at today's defaults
-                                              (steps-512 is the default the others are held to)
+  steps-64, steps-128, steps-256, steps-512   snapshots of one run of the "plain" schedule (the
+                                              512-step defaults before this round), the
+                                              reference the others are held to
   c2f-256, c2f-512, cos-192, ...              the candidate schedules (generator.plan.SCHEDULES)
-  bf16-512                                    today's defaults with the network in bfloat16
+  bf16-512                                    "plain" with the network in bfloat16
 
 Every (layer, setting, unit batch) is written to OUT/LAYER/SETTING/batch-NN.json (numbers) and
 .npz (images) as soon as it is drawn; a rerun skips what exists, so a killed run resumes where
@@ -64,16 +65,16 @@ def run_settings(run):
 def run_options(run):
     """DrawOptions of a run (full-atlas quality)."""
     if run == DEFAULT_RUN:
-        return DrawOptions()
+        return DrawOptions(schedule="plain")
     if run == BFLOAT16_RUN:
-        return DrawOptions(precision=Precision.BFLOAT16)
+        return DrawOptions(schedule="plain", precision=Precision.BFLOAT16)
     return DrawOptions(schedule=run)
 
 
 def setting_plan(layer, setting):
     """The LayerPlan a setting's images were drawn with."""
     if setting.startswith("steps-"):
-        return plan_layer(layer, DrawOptions(steps=int(setting.split("-")[1])))
+        return plan_layer(layer, DrawOptions(schedule="plain", steps=int(setting.split("-")[1])))
     return plan_layer(layer, run_options(setting))
 
 

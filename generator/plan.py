@@ -111,6 +111,7 @@ _COSINE = LearningRateSchedule.COSINE
 SCHEDULES = {
     schedule.name: schedule
     for schedule in (
+        Schedule("plain", 512),  # one full-size phase at a constant rate: the drawing before this round
         Schedule("c2f-256", 256, coarse_fraction=0.75, lr_schedule=_COSINE),
         Schedule("c2f-256-sub", 256, coarse_fraction=0.75, lr_schedule=_COSINE, subpixel=True),
         Schedule("c2f-512", 512, coarse_fraction=0.75, lr_schedule=_COSINE),
