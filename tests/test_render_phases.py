@@ -200,3 +200,12 @@ def test_high_frequency_share_separates_smooth_noise_and_grids():
     assert high_frequency_share(dots) > 0.9
     assert high_frequency_share(np.full((8, 8, 3), 90, np.uint8)) == 0.0
     assert saturated_share(dots) == 1.0 and saturated_share(np.full((4, 4, 3), 128, np.uint8)) == 0.0
+
+
+def test_the_plain_schedule_is_the_drawing_before_schedules_and_wide_widens_the_scale():
+    for layer in ("block2_conv1", "block3_conv1", "block5_conv3"):
+        assert plan_layer(layer, DrawOptions(schedule="plain")).settings == plan_layer(layer).settings
+    assert plan_layer("block4_conv2", DrawOptions(schedule="plain", steps=64)).settings.steps == 64
+    wide = plan_layer("block4_conv2", DrawOptions(schedule="c2f-256-const-wide")).settings
+    assert wide.transforms.scale_range == (0.8, 1.25) and wide.phases()[0].transforms.scale_range == (0.8, 1.25)
+    assert plan_layer("block4_conv2", DrawOptions(schedule="c2f-256", steps=64)).settings.coarse_steps == 48
