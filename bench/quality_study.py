@@ -79,10 +79,23 @@ def setting_plan(layer, setting):
 
 
 def batches(layer, units):
-    """The layer's sample of `units` units cut into plan batches: [(batch index, unit indices)]."""
-    indices = sample_indices(layer, CONV_LAYER_BY_NAME[layer].filters, units)
-    size = plan_layer(layer).settings.batch_size
-    return [(b, indices[start : start + size]) for b, start in enumerate(range(0, len(indices), size))]
+    """The layer's sample of `units` units cut into plan batches: [(batch index, unit indices)].
+
+    Batch b holds the units that the sample of (b + 1) x batch units adds to the sample of b x
+    batch units (sorted), so a batch's units do not depend on `units`: a study grown from 16 to 32
+    units keeps its first batches.
+    """
+    count, size = CONV_LAYER_BY_NAME[layer].filters, plan_layer(layer).settings.batch_size
+    groups = []
+    for b, start in enumerate(range(0, units, size)):
+        before = set(sample_indices(layer, count, start))
+        groups.append((b, [i for i in sample_indices(layer, count, min(start + size, units)) if i not in before]))
+    return groups
+
+
+def stored_units(path):
+    """The unit indices a stored batch holds, or None when it is missing."""
+    return json.loads(path.read_text(encoding="utf-8"))["units"] if path.exists() else None
 
 
 def batch_path(out, layer, setting, batch):
@@ -181,9 +194,10 @@ def pending(out, layers, units, runs):
         for layer in layers:
             if b >= len(per_layer[layer]):
                 continue
-            for run in runs:
-                if not all(batch_path(out, layer, s, b).exists() for s in run_settings(run)):
-                    jobs.append((layer, run, b, per_layer[layer][b][1]))
+            units_of_batch = per_layer[layer][b][1]
+            for run in runs:  # a stored batch with other units (an older cut) is drawn again
+                if any(stored_units(batch_path(out, layer, s, b)) != units_of_batch for s in run_settings(run)):
+                    jobs.append((layer, run, b, units_of_batch))
     return jobs
 
 
@@ -195,9 +209,16 @@ def load_setting(out, layer, setting):
     paths = sorted((out / layer / setting).glob("batch-*.json"))
     if not paths:
         return None
-    records = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
-    images = np.concatenate([np.load(path.with_suffix(".npz"))["images"] for path in paths])
-    return records, images
+    records, images, seen = [], [], set()
+    for path in paths:  # a unit stored twice (batches cut differently before) counts once
+        record = json.loads(path.read_text(encoding="utf-8"))
+        keep = [j for j, unit in enumerate(record["units"]) if unit not in seen]
+        seen.update(record["units"])
+        if keep:
+            records.append(dict(record, units=[record["units"][j] for j in keep],
+                                objective=[record["objective"][j] for j in keep]))
+            images.append(np.load(path.with_suffix(".npz"))["images"][keep])
+    return records, np.concatenate(images)
 
 
 def summarize_setting(study, layer, setting, records, images, reference):
