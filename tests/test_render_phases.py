@@ -16,7 +16,7 @@ from generator.optvis import param
 from generator.optvis.objectives import layer_scores, unit_objective
 from generator.optvis.render import Renderer, learning_rate
 from generator.optvis.settings import CoarseMode, LearningRateSchedule, RenderSettings, Transforms
-from generator.plan import SCHEDULES, DrawOptions, plan_layer
+from generator.plan import SCHEDULES, DrawOptions, Quality, plan_layer
 from generator.quality import high_frequency_share, saturated_share
 from test_render_known_answer import GREEN, HORIZONTAL, RED, SIZE, VERTICAL, pattern_model, preprocess  # noqa: F401
 
@@ -162,15 +162,16 @@ def test_bad_phases_and_schedule_names_are_refused():
 
 def test_phased_cost_counts_each_phase_at_its_own_size():
     layer = "block4_conv2"
-    default, phased = plan_layer(layer), plan_layer(layer, DrawOptions(schedule="c2f-256"))
+    default, phased = plan_layer(layer, DrawOptions(schedule="plain")), plan_layer(layer, DrawOptions(schedule="c2f-256"))
     assert phased.phases == [(74, 192), (148, 64)]
     quality = cost.QUALITY_PASSES * cost.forward_flops(layer, 148)
     expected = 2 * (192 * cost.forward_flops(layer, 74) + 64 * cost.forward_flops(layer, 148)) + quality
     assert cost.image_flops(phased) == expected
     assert cost.image_flops(default) == 2 * 512 * cost.forward_flops(layer, 148) + quality
-    ratio = cost.batch_cost(layer, DrawOptions(schedule="c2f-256")).flops / cost.batch_cost(layer).flops
+    plain = DrawOptions(schedule="plain")
+    ratio = cost.batch_cost(layer, DrawOptions(schedule="c2f-256")).flops / cost.batch_cost(layer, plain).flops
     assert 0.2 < ratio < 0.25
-    assert cost.plan_fingerprint(DrawOptions(schedule="c2f-256")) != cost.plan_fingerprint()
+    assert cost.plan_fingerprint(DrawOptions(schedule="c2f-256")) != cost.plan_fingerprint(plain)
 
 
 def test_every_named_schedule_plans_every_study_layer():
@@ -203,9 +204,24 @@ def test_high_frequency_share_separates_smooth_noise_and_grids():
 
 
 def test_the_plain_schedule_is_the_drawing_before_schedules_and_wide_widens_the_scale():
-    for layer in ("block2_conv1", "block3_conv1", "block5_conv3"):
-        assert plan_layer(layer, DrawOptions(schedule="plain")).settings == plan_layer(layer).settings
+    assert plan_layer("block2_conv1", DrawOptions(schedule="plain")).settings == plan_layer("block2_conv1").settings
+    plain = plan_layer("block5_conv3", DrawOptions(schedule="plain")).settings
+    assert (plain.size, plain.steps, plain.coarse_size, plain.transforms.scale_range) == (160, 512, 0, (0.9, 1.1))
     assert plan_layer("block4_conv2", DrawOptions(schedule="plain", steps=64)).settings.steps == 64
     wide = plan_layer("block4_conv2", DrawOptions(schedule="c2f-256-const-wide")).settings
     assert wide.transforms.scale_range == (0.8, 1.25) and wide.phases()[0].transforms.scale_range == (0.8, 1.25)
     assert plan_layer("block4_conv2", DrawOptions(schedule="c2f-256", steps=64)).settings.coarse_steps == 48
+
+
+def test_the_full_atlas_draws_blocks_3_to_5_coarse_to_fine_and_the_rest_as_before():
+    for layer in ("block3_conv1", "block4_conv2", "block5_conv3"):
+        settings = plan_layer(layer).settings
+        assert settings == plan_layer(layer, DrawOptions(schedule="c2f-256-const-wide")).settings
+        assert settings.steps == 256 and settings.coarse_size == settings.size // 2
+    assert plan_layer("block2_conv2").settings.coarse_size == 0 and plan_layer("block2_conv2").settings.steps == 512
+    assert plan_layer("predictions").settings.steps == 512
+    preview = plan_layer("block5_conv3", DrawOptions(quality=Quality.PREVIEW)).settings
+    assert (preview.steps, preview.coarse_size) == (128, 0)
+    assert plan_layer("block4_conv2", DrawOptions(steps=64)).settings.coarse_steps == 48
+    filters = cost.batch_cost("block5_conv3").flops / cost.batch_cost("block5_conv3", DrawOptions(schedule="plain")).flops
+    assert 0.2 < filters < 0.25
