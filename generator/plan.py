@@ -128,7 +128,7 @@ SCHEDULES = {
 # The full atlas draws the filters of blocks 3-5 on this schedule unless another is asked for:
 # at 0.22 of the FLOPs of 512 plain steps it was as specific (1.0), never flat, and more robust
 # (+0.07 to +0.08 median) on block3_conv1, block4_conv2 and block5_conv3 (docs/QUALITY.md,
-# preliminary: 25, 12 and 13 units). Blocks 1-2 and the classes were not studied and stay plain;
+# preliminary: 32, 12 and 13 units). Blocks 1-2 and the classes were not studied and stay plain;
 # the preview keeps its 128 plain steps. Schedule "plain" draws as before.
 FULL_SCHEDULE = "c2f-256-const-wide"
 FULL_SCHEDULE_BLOCKS = (3, 4, 5)
