@@ -58,6 +58,16 @@ from generator.units import Unit  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # every Renderer traces once; TF warns about "retracing" otherwise
 
+# The engine's speed is measured on full-size steps: plans of the "plain" schedule (one phase). A
+# coarse-to-fine plan's cost is FLOP-counted from these by generator.cost (every phase at its size).
+PLAIN = DrawOptions(schedule="plain")
+
+
+def full_or_preview(preview):
+    """DrawOptions of the preview defaults, or of the full atlas drawn plain (512 full-size steps)."""
+    return DrawOptions(quality=Quality.PREVIEW) if preview else PLAIN
+
+
 A_LAYERS = ("block1_conv2", "block3_conv1", "block5_conv1")
 EXPERIMENT_LAYERS = ("block1_conv2", "block3_conv1", "block4_conv2", "block5_conv1")
 # Steps per timed call, chosen so one call takes a few seconds here.
@@ -252,7 +262,7 @@ class Bench:
         reps = 2 if self.quick else 3
         rows = []
         for layer in A_LAYERS:
-            plan = plan_layer(layer)
+            plan = plan_layer(layer, PLAIN)
             settings = plan.settings
             steps = A_STEPS[layer] // (2 if self.quick else 1) or 1
             side = settings.transforms.output_size(settings.size)
@@ -309,12 +319,13 @@ class Bench:
         reps = 2 if self.quick else 3
         self.log(f"\n[load average {os.getloadavg()[0]:.1f}]\n(b) tf-keras-vis / ours: {B_LAYER}, {B_SIZE} px images, {B_FILTERS} filters, "
                  f"{steps} steps, whole calls")
-        plan = plan_layer(B_LAYER, DrawOptions(size=B_SIZE, batch_size=B_FILTERS, steps=steps))
+        plan = plan_layer(B_LAYER, DrawOptions(size=B_SIZE, batch_size=B_FILTERS, steps=steps, schedule="plain"))
         objective = objective_for(self.model, plan)
         ours = Ours(objective, plan.settings, steps)
         pad = plan.settings.transforms.pad
         # Same network input (128 px) instead of the same image size: ours draws 128 - 2 pad px.
-        plan_equal_input = plan_layer(B_LAYER, DrawOptions(size=B_SIZE - 2 * pad, batch_size=B_FILTERS, steps=steps))
+        plan_equal_input = plan_layer(B_LAYER, DrawOptions(size=B_SIZE - 2 * pad, batch_size=B_FILTERS, steps=steps,
+                                                                 schedule="plain"))
         ours_equal_input = Ours(objective, plan_equal_input.settings, steps)
         bare_steps = max(1, steps // 4)  # only for reference: ms per image-step at 128 px
         bare = bare_bound(objective, B_FILTERS, B_SIZE, bare_steps)
@@ -363,7 +374,7 @@ class Bench:
                     continue  # measured in (a)
                 if self.quick and layer != "block1_conv1" and (preview or self._block_measured(layer)):
                     continue  # --quick: estimated below from the block's measured layer, by FLOPs
-                self._measure_plan(self.model, plan_layer(layer, DrawOptions(quality=Quality.PREVIEW if preview else Quality.FULL)), key)
+                self._measure_plan(self.model, plan_layer(layer, full_or_preview(preview)), key)
         self._measure_classes()
         rows = []
         for preview in (False, True):
@@ -414,7 +425,7 @@ class Bench:
         del full
 
     def _d_row(self, layer, preview):
-        plan = plan_layer(layer, DrawOptions(quality=Quality.PREVIEW if preview else Quality.FULL))
+        plan = plan_layer(layer, full_or_preview(preview))
         settings = plan.settings
         side = settings.transforms.output_size(settings.size)
         flops = step_flops(layer, side)
@@ -424,7 +435,7 @@ class Bench:
             seconds, how = dict(self.per_image_step[key]), "measured"
         else:  # --quick: scale the measured layer of the same block (full plan) by FLOPs
             source = self._block_source(layer)
-            source_plan = plan_layer(source).settings
+            source_plan = plan_layer(source, PLAIN).settings
             source_flops = step_flops(source, source_plan.transforms.output_size(source_plan.size))
             seconds = {clock: value * flops / source_flops
                        for clock, value in self.per_image_step[(source, False)].items()}
@@ -493,7 +504,7 @@ class Bench:
                  f"{'tkv h':>7} {'tkv/ours':>8}  goal >= 3")
         for row in self.results["a"]:
             layer = row["layer"]
-            plan = plan_layer(layer).settings
+            plan = plan_layer(layer, PLAIN).settings
             filters = CONV_LAYER_BY_NAME[layer].filters
             ours_s = row["wall"]["ours_ms"] / 1e3  # median marginal image-step, wall
             tkv_s = row["wall"]["tkv224_ms"] / 1e3

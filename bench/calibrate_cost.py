@@ -37,8 +37,12 @@ from generator.fileio import atomic_write_json  # noqa: E402
 from generator.model import build_vgg16, preprocess  # noqa: E402
 from generator.optvis.objectives import layer_scores, unit_objective  # noqa: E402
 from generator.optvis.render import Renderer  # noqa: E402
-from generator.plan import plan_layer  # noqa: E402
+from generator.plan import DrawOptions, plan_layer  # noqa: E402
 from generator.records import utc_now  # noqa: E402
+
+# Seconds per GFLOP are measured on full-size steps (one phase); generator.cost applies them to
+# every phase of a plan, coarse ones included.
+PLAIN = DrawOptions(schedule="plain")
 
 tf.get_logger().setLevel("ERROR")
 CORES = os.cpu_count() or 1
@@ -55,7 +59,7 @@ def timed(call):
 
 def measure(model, layer, reps):
     """Median wall seconds per image-step of `layer` at its full plan (marginal over set-up)."""
-    plan = plan_layer(layer)
+    plan = plan_layer(layer, PLAIN)
     steps = CLASS_STEPS if layer == CLASS_LAYER else STEPS[int(layer[5])]
     objective = unit_objective(layer_scores(model, layer, preprocess, plan.objective.readout))
     batch = plan.settings.batch_size
@@ -86,7 +90,7 @@ def main(argv=None):
         calibration = {"seconds_per_gflop": {}}
     load_before = os.getloadavg()[0]
     for layer in layers:
-        plan = plan_layer(layer)
+        plan = plan_layer(layer, PLAIN)
         gflop = 2 * cost.forward_flops(layer, plan.input_size) / 1e9
         seconds = measure(with_head if layer == CLASS_LAYER else conv_base, layer, args.reps)
         calibration["seconds_per_gflop"][layer] = round(seconds / gflop, 6)

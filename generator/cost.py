@@ -3,8 +3,10 @@
 The cost of one drawing batch is counted in floating-point operations: every optimization step
 runs the network forward to the unit's layer and back to the input (the backward pass to the
 input costs about as much as the forward pass; no weight gradients are needed), on
-`batch_size` images of the plan's input size, whether the batch is full or not (a short batch
-is padded). The layer's quality pass adds five forward passes per image. FLOPs become seconds
+`batch_size` images of the input size of the step's phase (a coarse-to-fine plan counts its
+coarse steps at the coarse size), whether the batch is full or not (a short batch is padded).
+The calibration is per layer at the full size; coarse steps are assumed to run at the same
+seconds per FLOP (smaller convolutions are, if anything, a little less efficient). The layer's quality pass adds five forward passes per image. FLOPs become seconds
 through a per-layer calibration measured on this kind of machine by `bench/calibrate_cost.py`
 and committed in `generator/data/cost_calibration.json`; other machines are stated as
 assumptions (ASSUMPTIONS below).
@@ -71,7 +73,10 @@ def _all_layers():
 
 def _plan_summary(layer, options):
     plan = plan_layer(layer, options)
-    return {"input": plan.input_size, "steps": plan.settings.steps, "batch": plan.settings.batch_size}
+    summary = {"input": plan.input_size, "steps": plan.settings.steps, "batch": plan.settings.batch_size}
+    if len(plan.phases) > 1:  # named only when phased, so single-phase fingerprints stay as they were
+        summary["phases"] = plan.phases
+    return summary
 
 
 @cache
@@ -101,11 +106,17 @@ def batch_cost(layer, options=DrawOptions(), calibration=None):
     """The `BatchCost` of one batch of `layer` drawn under `options`."""
     calibration = calibration or load_calibration()
     plan = plan_layer(layer, options)
-    per_image_step = 2 * forward_flops(layer, plan.input_size)
-    passes = plan.settings.steps * (2 if options.negative else 1) + QUALITY_PASSES / 2
-    flops = plan.settings.batch_size * per_image_step * passes
+    flops = plan.settings.batch_size * image_flops(plan, options.negative)
     return BatchCost(layer, plan.settings.batch_size, flops,
                      flops / 1e9 * calibration["seconds_per_gflop"][layer])
+
+
+def image_flops(plan, negative=False):
+    """FLOPs to draw and score one image of `plan`: every phase's steps at that phase's own input
+    size (forward + backward = 2 forward passes each), twice with `negative`, plus the quality
+    passes at the full input size."""
+    drawing = sum(steps * 2 * forward_flops(plan.layer, side) for side, steps in plan.phases)
+    return drawing * (2 if negative else 1) + QUALITY_PASSES * forward_flops(plan.layer, plan.input_size)
 
 
 @dataclass(frozen=True)

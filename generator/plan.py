@@ -13,7 +13,7 @@ from enum import Enum
 
 from .architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS
 from .errors import UserError
-from .optvis.settings import Readout, RenderSettings, Transforms
+from .optvis.settings import CoarseMode, LearningRateSchedule, Readout, RenderSettings, Transforms
 
 
 class Quality(Enum):
@@ -61,6 +61,86 @@ NEURON_SIZE = 11
 PREVIEW_LAYERS = "block1..block5"
 PREVIEW_PER_LAYER = 3
 
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How a filter layer's drawing spends its steps: an engine option, not (yet) a default.
+
+    Attributes:
+        name: how `--schedule` and docs/QUALITY.md call it.
+        steps: total Adam steps, coarse phase included.
+        coarse_fraction: 0, or the share of `steps` run on the coarse spectrum.
+        coarse_ratio: coarse side / full side (the coarse side is rounded to an even number).
+        lr_schedule: a LearningRateSchedule over all steps.
+        subpixel: sub-pixel jitter (Transforms.subpixel).
+        decay_power: the spectrum's 1 / f**decay_power.
+        scale_range: None (the layer's), or the (min, max) random scale of the transforms.
+        coarse_mode: how the coarse spectrum grows (CoarseMode: upsample or tile).
+    """
+
+    name: str
+    steps: int
+    coarse_fraction: float = 0.0
+    coarse_ratio: float = 0.5
+    lr_schedule: LearningRateSchedule = LearningRateSchedule.CONSTANT
+    subpixel: bool = False
+    decay_power: float = 1.0
+    scale_range: tuple | None = None
+    coarse_mode: CoarseMode = CoarseMode.UPSAMPLE
+
+    def apply(self, settings):
+        """`settings` (a filter layer's RenderSettings) drawn on this schedule."""
+        coarse_size = 2 * round(settings.size * self.coarse_ratio / 2) if self.coarse_fraction else 0
+        if self.coarse_mode is CoarseMode.TILE and coarse_size and settings.size % coarse_size:
+            coarse_size = settings.size // round(1 / self.coarse_ratio)
+        return replace(settings, steps=self.steps, coarse_size=coarse_size, coarse_mode=self.coarse_mode,
+                       coarse_steps=round(self.steps * self.coarse_fraction) if coarse_size else 0,
+                       lr_schedule=self.lr_schedule, decay_power=self.decay_power,
+                       transforms=replace(settings.transforms, subpixel=self.subpixel,
+                                          scale_range=self.scale_range or settings.transforms.scale_range))
+
+
+_COSINE = LearningRateSchedule.COSINE
+# Candidate schedules of the quality study (bench/quality_study.py, docs/QUALITY.md). Cost relative
+# to 512 full-size steps, with a half-size coarse phase at a quarter of the pixels: c2f-256 0.22,
+# c2f-512 0.44, cos-192 0.375; "-sub" adds sub-pixel jitter, "-const" keeps the rate constant, "-wide" draws the random scale from
+# 0.8-1.25 (the robustness measure rescales by +-10%, the edge of the default 0.9-1.1), "-d15"
+# makes the spectrum fall as 1 / f**1.5 (smoother images). "tile-" grows a half-side canvas by
+# tiling it 2 x 2 instead of upsampling it, so features keep the scale the network saw.
+SCHEDULES = {
+    schedule.name: schedule
+    for schedule in (
+        Schedule("plain", 512),  # one full-size phase at a constant rate: the drawing before this round
+        Schedule("c2f-256", 256, coarse_fraction=0.75, lr_schedule=_COSINE),
+        Schedule("c2f-256-sub", 256, coarse_fraction=0.75, lr_schedule=_COSINE, subpixel=True),
+        Schedule("c2f-512", 512, coarse_fraction=0.75, lr_schedule=_COSINE),
+        Schedule("cos-192", 192, lr_schedule=_COSINE),
+        Schedule("c2f-256-const", 256, coarse_fraction=0.75),
+        Schedule("c2f-256-wide", 256, coarse_fraction=0.75, lr_schedule=_COSINE, scale_range=(0.8, 1.25)),
+        Schedule("c2f-256-const-wide", 256, coarse_fraction=0.75, scale_range=(0.8, 1.25)),
+        Schedule("c2f-256-d15", 256, coarse_fraction=0.75, lr_schedule=_COSINE, decay_power=1.5),
+        Schedule("tile-256", 256, coarse_fraction=0.75, lr_schedule=_COSINE, coarse_mode=CoarseMode.TILE),
+    )
+}
+
+
+# The full atlas draws the filters of blocks 3-5 on this schedule unless another is asked for:
+# at 0.22 of the FLOPs of 512 plain steps it was as specific (1.0), never flat, and more robust
+# (+0.07 to +0.08 median) on block3_conv1, block4_conv2 and block5_conv3 (docs/QUALITY.md,
+# preliminary: 32, 12 and 13 units). Blocks 1-2 and the classes were not studied and stay plain;
+# the preview keeps its 128 plain steps. Schedule "plain" draws as before.
+FULL_SCHEDULE = "c2f-256-const-wide"
+FULL_SCHEDULE_BLOCKS = (3, 4, 5)
+
+
+def find_schedule(name):
+    """The Schedule called `name`; a UserError naming the choices otherwise."""
+    if name not in SCHEDULES:
+        raise UserError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
+    return SCHEDULES[name]
+
+
 # Documented ranges of the overrides (README "Drawing").
 STEPS_RANGE = (1, 100_000)
 SIZE_RANGE = (8, 1024)
@@ -88,6 +168,10 @@ class DrawOptions:
         precision: Precision.FLOAT32 or Precision.BFLOAT16.
         negative: also draw the image that minimizes each unit.
         resume: skip units already complete with the same settings (False: --force).
+        schedule: None (the per-layer default: FULL_SCHEDULE for the full atlas' blocks 3-5,
+            plain steps elsewhere), or the name of one of SCHEDULES, applied to filter layers
+            (block1_conv1 and the classes keep their plans); --steps overrides its total steps,
+            keeping its coarse share.
     """
 
     quality: Quality = Quality.FULL
@@ -99,8 +183,11 @@ class DrawOptions:
     precision: Precision = Precision.FLOAT32
     negative: bool = False
     resume: bool = True
+    schedule: str | None = None
 
     def __post_init__(self):
+        if self.schedule is not None:
+            find_schedule(self.schedule)
         _check_range("size", self.size, *SIZE_RANGE)
         _check_range("steps", self.steps, *STEPS_RANGE)
         _check_range("batch-size", self.batch_size, *BATCH_RANGE)
@@ -129,6 +216,11 @@ class LayerPlan:
         """Side of what the network sees: the image plus its framing pad on each side."""
         return self.settings.transforms.output_size(self.settings.size)
 
+    @property
+    def phases(self):
+        """[(network input side, steps)] of each drawing phase, coarse first (generator.cost)."""
+        return [(phase.input_size, phase.steps) for phase in self.settings.phases()]
+
 
 def _overrides(options):
     fields = dict(steps=options.steps, learning_rate=options.learning_rate, batch_size=options.batch_size)
@@ -156,4 +248,12 @@ def plan_layer(layer, options=DrawOptions()):
     transforms = Transforms(pad=max(4, default_size // 12), jitter=max(2, default_size // 16))
     settings = RenderSettings(size=options.size or default_size, steps=steps,
                               batch_size=BATCH_SIZES[conv.block], transforms=transforms)
+    name = options.schedule
+    if name is None and options.quality is Quality.FULL and conv.block in FULL_SCHEDULE_BLOCKS:
+        name = FULL_SCHEDULE
+    if name is not None:
+        schedule = find_schedule(name)
+        if options.steps is not None:
+            schedule = replace(schedule, steps=options.steps)
+        settings = schedule.apply(settings)
     return LayerPlan(layer, replace(settings, **_overrides(options)), Objective.CHANNEL)

@@ -20,11 +20,37 @@ from .optvis.transform import frame
 FLAT_STD = 4.0
 SHIFT_PIXELS = 4
 RESCALES = (0.9, 1.1)
+HALF_NYQUIST = 0.25  # cycles per pixel
+SATURATED_LEVELS = 2  # a channel value within this of 0 or 255 is clipped by the sigmoid
 
 
 def is_flat(image):
     """True when a uint8 (H, W, 3) image is nearly uniform."""
     return float(np.asarray(image, np.float32).std()) < FLAT_STD
+
+
+def high_frequency_share(image, cutoff=HALF_NYQUIST):
+    """The speckle measure: share of an image's luminance energy above `cutoff` cycles per pixel.
+
+    Luminance is 0.299 R + 0.587 G + 0.114 B of the uint8 (H, W, 3) image, mirrored to (2H, 2W)
+    so that the DFT sees no jump where the image wraps around (a smooth ramp would otherwise count
+    as 3% speckle), its mean removed; the energy is the squared magnitude of the 2-D DFT, and
+    "above" means a radial frequency sqrt(fx**2 + fy**2) > cutoff, i.e. above half the Nyquist
+    frequency by default. Returns a float in [0, 1]; 0 for a flat image; white noise gives 0.80.
+    """
+    luminance = np.asarray(image, np.float64) @ np.array([0.299, 0.587, 0.114])
+    luminance = np.pad(luminance, [(0, luminance.shape[0]), (0, luminance.shape[1])], mode="symmetric")
+    power = np.abs(np.fft.fft2(luminance - luminance.mean())) ** 2
+    fy = np.fft.fftfreq(luminance.shape[0])[:, None]
+    fx = np.fft.fftfreq(luminance.shape[1])[None, :]
+    total = power.sum()
+    return float(power[np.hypot(fx, fy) > cutoff].sum() / total) if total > 0 else 0.0
+
+
+def saturated_share(image):
+    """Share of the channel values of a uint8 image within SATURATED_LEVELS of 0 or 255, in [0, 1]."""
+    values = np.asarray(image)
+    return float(np.mean((values <= SATURATED_LEVELS) | (values >= 255 - SATURATED_LEVELS)))
 
 
 def _shift(image, dy, dx):
@@ -48,8 +74,11 @@ def _rescale(image, factor):
     return np.pad(resized, [(before, after), (before, after), (0, 0)], mode="reflect")
 
 
+VARIANT_NAMES = ("shift_down", "shift_right", "rescale_0.9", "rescale_1.1")
+
+
 def variants(image):
-    """The robustness variants of a uint8 (S, S, 3) image: two shifts, two rescales."""
+    """The robustness variants of a uint8 (S, S, 3) image: two shifts, two rescales (VARIANT_NAMES)."""
     shift = max(1, min(SHIFT_PIXELS, image.shape[0] // 12))
     return [
         _shift(image, shift, 0),
@@ -66,6 +95,19 @@ def _scores(scores, images, pad, batch_size=32):
             for start in range(0, len(images), batch_size)
         ]
     )
+
+
+def variant_activations(scores, images, units, pad=0):
+    """Each image's own-unit activation on each of its robustness variants.
+
+    Args: as `layer_quality`.
+    Returns:
+        float32 (N, len(VARIANT_NAMES)): [j, v] is unit units[j] on variant v of image j.
+    """
+    images, units = np.asarray(images), np.asarray(units)
+    rows = np.arange(len(units))
+    return np.stack([_scores(scores, np.stack(variant), pad)[rows, units]
+                     for variant in zip(*[variants(image) for image in images])], axis=1)
 
 
 def layer_quality(scores, images, units, pad=0):
@@ -87,9 +129,7 @@ def layer_quality(scores, images, units, pad=0):
     activations = _scores(scores, images, pad)[:, units]  # [i, j]: unit j on image i
     own = np.diag(activations)
     others = np.where(np.eye(count, dtype=bool), -np.inf, activations).max(axis=0)
-    kept = np.full(count, np.inf, np.float32)
-    for variant in zip(*[variants(image) for image in images]):
-        kept = np.minimum(kept, _scores(scores, np.stack(variant), pad)[np.arange(count), units])
+    kept = variant_activations(scores, images, units, pad).min(axis=1)
     per_unit = []
     for j in range(count):
         per_unit.append(

@@ -56,9 +56,11 @@ def pattern_image(seed, size, noise=30.0):
 
 def _settings(layer, size, seed, negative=False):
     """The record settings a real run would write for `layer`, at image side `size`."""
-    plan = plan_layer(layer)
-    plan = replace(plan, settings=replace(plan.settings, size=size))
-    return plan.record_settings(seed, DrawOptions(negative=negative))
+    options = DrawOptions(negative=negative)
+    if layer != CLASS_LAYER:
+        return plan_layer(layer, replace(options, size=size)).record_settings(seed, options)
+    plan = plan_layer(layer)  # classes have a fixed size: only the synthetic image is smaller
+    return replace(plan, settings=replace(plan.settings, size=size)).record_settings(seed, options)
 
 
 def _provenance():

@@ -109,7 +109,7 @@ def test_out_of_range_options_are_user_errors(options, words):
 
 def test_plans_follow_the_options():
     full, preview = plan_layer("block5_conv3"), plan_layer("block5_conv3", DrawOptions(quality=Quality.PREVIEW))
-    assert (full.settings.size, full.settings.steps) == (160, 512)
+    assert (full.settings.size, full.settings.steps) == (160, 256)  # coarse-to-fine (docs/QUALITY.md)
     assert (preview.settings.size, preview.settings.steps) == (80, 128)
     assert plan_layer(NEURON_LAYER.name).objective is Objective.NEURON
     assert plan_layer("predictions").objective is Objective.CLASS_LOGIT and plan_layer("predictions").input_size == 224

@@ -70,3 +70,69 @@ def spectra_to_rgb(spectra, scale):
     decorrelated = tf.transpose(decorrelated, [0, 2, 3, 1])  # (B, S, S, 3)
     rgb = tf.tensordot(decorrelated, tf.constant(COLOR_BASIS.T), axes=1)
     return tf.sigmoid(rgb)
+
+
+def pad_spectra(spectra, size, decay_power=1.0):
+    """Zero-pad coarse spectra to a larger image side, so that the image does not change.
+
+    The padded spectrum is the band-limited (Fourier) upsampling of the coarse image: at every
+    pixel of the fine grid that falls on a coarse pixel (all of them when `size` is a multiple of
+    the coarse side) the fine image equals the coarse one; in between it interpolates. Three
+    things make that exact:
+    - irfft2d divides by the pixel count, so the fine coefficients carry (size / coarse)**2 more;
+    - `frequency_scale` differs between the sizes by the uniform factor (size / coarse)**(1 +
+      decay_power) at each integer frequency, which the learned parameters must undo: the
+      parameters are multiplied by (size / coarse)**(1 - decay_power) (1 for the usual 1/f);
+    - the coarse Nyquist row (frequency -coarse / 2) stands for both +- coarse / 2 on the fine
+      grid, so it is split in halves between the two; the coarse Nyquist column (the last rfft
+      column, which irfft reads as real) becomes an ordinary fine column, half-weighted because
+      irfft counts an ordinary column twice (it and its Hermitian mirror).
+
+    Args:
+        spectra: float32 (B, 2, 3, C, C // 2 + 1), real and imaginary parts; C even.
+        size: the new side, above C.
+        decay_power: the `frequency_scale` decay power both sizes use.
+    Returns:
+        float32 array (B, 2, 3, size, size // 2 + 1).
+    """
+    spectra = np.asarray(spectra, np.float32)
+    coarse = spectra.shape[3]
+    if coarse % 2 or size <= coarse:
+        raise ValueError(f"pad_spectra needs an even coarse side below {size} (got {coarse})")
+    half = coarse // 2
+    placed = spectra.copy()
+    placed[..., half] *= 0.5  # Nyquist column: an ordinary column on the fine grid
+    padded = np.zeros(spectra.shape[:3] + (size, size // 2 + 1), np.float32)
+    padded[..., :half, : half + 1] = placed[..., :half, :]
+    padded[..., size - half + 1 :, : half + 1] = placed[..., half + 1 :, :]
+    padded[..., half, : half + 1] = 0.5 * placed[..., half, :]  # Nyquist row split between +- half
+    padded[..., size - half, : half + 1] = 0.5 * placed[..., half, :]
+    return padded * np.float32((size / coarse) ** (1.0 - decay_power))
+
+
+def tile_spectra(spectra, size, decay_power=1.0):
+    """Spectra of the coarse images tiled n x n, n = size / C: a larger canvas, same pixel scale.
+
+    Fourier images are periodic, so the tiling has no seams. A coarse frequency k (integer, in
+    cycles per coarse image) becomes the fine frequency n k; irfft2d's 1 / pixels and the two sizes'
+    `frequency_scale` are undone per coefficient, so every fine pixel (y, x) equals the coarse
+    pixel (y mod C, x mod C). Nyquist rows and columns map onto the fine ones, both read as real.
+
+    Args:
+        spectra: float32 (B, 2, 3, C, C // 2 + 1).
+        size: the new side, a multiple of C above it.
+        decay_power: the `frequency_scale` decay power both sizes use.
+    Returns:
+        float32 array (B, 2, 3, size, size // 2 + 1).
+    """
+    spectra = np.asarray(spectra, np.float32)
+    coarse = spectra.shape[3]
+    if size <= coarse or size % coarse:
+        raise ValueError(f"tile_spectra needs a multiple of the coarse side {coarse} above it (got {size})")
+    n = size // coarse
+    rows = (n * np.fft.fftfreq(coarse, 1.0 / coarse).astype(int)) % size  # fine row of each coarse row
+    columns = n * np.arange(coarse // 2 + 1)
+    gain = n * n * frequency_scale(coarse, decay_power) / frequency_scale(size, decay_power)[np.ix_(rows, columns)]
+    tiled = np.zeros(spectra.shape[:3] + (size, size // 2 + 1), np.float32)
+    tiled[..., rows[:, None], columns[None, :]] = spectra * gain
+    return tiled

@@ -1,19 +1,47 @@
 """The optimization loop: many units at once, one image per unit, compiled once per shape.
 
 A batch holds B units, each with its own image, seed and objective term; the terms are
-independent, so the gradient of their sum gives each image its own ascent direction. The whole
-loop of `steps` Adam updates runs inside one `tf.function` call, so Python is not in the hot
-path, and the graph is traced once per (batch size, image size): a short last batch is padded
-with copies of its last unit rather than retraced.
+independent, so the gradient of their sum gives each image its own ascent direction. Steps of
+Adam run inside one `tf.function` call, so Python is not in the hot path, and the graph is traced
+once per (batch size, spectrum size): a short last batch is padded with copies of its last unit
+rather than retraced, and the step range is a tensor argument, so stopping at snapshots does not
+retrace either.
+
+A drawing runs in phases (`RenderSettings.phases`): optionally a coarse phase on a smaller
+spectrum, which then grows to the full size with Adam restarted, by zero-padding
+(`param.pad_spectra`: the same image, upsampled) or by tiling (`param.tile_spectra`: the same
+pixels repeated on a larger canvas), then the full-size phase. The learning-rate schedule and the
+random transforms are keyed by the global step, so they do not depend on where a call stops.
 """
+
+import math
 
 import numpy as np
 import tensorflow as tf
 
 from . import param
+from .settings import CoarseMode, LearningRateSchedule
 from .transform import frame
 
 _ADAM_BETA1, _ADAM_BETA2, _ADAM_EPSILON = 0.9, 0.999, 1e-8
+
+
+def learning_rate(settings, step):
+    """The learning rate at 1-based global `step` (a Python int or a float32 tensor) of `settings`.
+
+    Constant; cosine: rate x (f + (1 - f) (1 + cos(pi (step - 1) / (steps - 1))) / 2), from the rate
+    at step 1 to rate x f at the last step; step: the rate, then x sqrt(f) after half the steps,
+    x f after three quarters (f = settings.lr_final_fraction).
+    """
+    rate, final = settings.learning_rate, settings.lr_final_fraction
+    schedule, steps = settings.lr_schedule, settings.steps
+    if schedule is LearningRateSchedule.CONSTANT:
+        return rate + 0.0 * step
+    progress = (step - 1.0) / max(steps - 1, 1)
+    if schedule is LearningRateSchedule.COSINE:
+        return rate * (final + (1.0 - final) * 0.5 * (1.0 + tf.cos(math.pi * progress)))
+    low, lower = rate * math.sqrt(final), rate * final
+    return tf.where(progress < 0.5, rate, tf.where(progress < 0.75, low, lower)) + 0.0 * step
 
 
 class Renderer:
@@ -21,15 +49,19 @@ class Renderer:
 
     Args:
         objective: f(images (B, H, W, 3) in [0, 1], units (B,) int) -> (B,) scores; H = W =
-            settings.size + 2 * settings.transforms.pad.
+            a phase's size + 2 x its transforms' pad.
         settings: a RenderSettings.
     """
 
     def __init__(self, objective, settings):
         self.objective = objective
         self.settings = settings
-        self._scale = tf.constant(param.frequency_scale(settings.size, settings.decay_power))
-        self._optimize = tf.function(self._optimize_batch)
+        self._phases = settings.phases()
+        sizes = {phase.size for phase in self._phases} | {settings.size}
+        self._scales = {size: tf.constant(param.frequency_scale(size, settings.decay_power)) for size in sizes}
+        self._transforms = {phase.size: phase.transforms for phase in self._phases}
+        self._optimize = tf.function(self._optimize_steps)
+        self._finish = tf.function(self._final_images)
 
     def render(self, units, seeds, signs=None):
         """Optimize one image per unit.
@@ -42,45 +74,98 @@ class Renderer:
             (images, scores): uint8 (N, size, size, 3) RGB, and float32 (N,) final objective
             values of the untransformed images (pre-activation, sign not applied).
         """
+        return self.render_snapshots(units, seeds, signs, at=(self.settings.steps,))[self.settings.steps]
+
+    def render_snapshots(self, units, seeds, signs=None, at=()):
+        """Like `render`, returning the images after each step count of `at` (one run, not several).
+
+        A snapshot taken during a coarse phase is that phase's image zero-padded to full size.
+
+        Args:
+            at: step counts, each in 0..settings.steps.
+        Returns:
+            {step: (images uint8 (N, size, size, 3), scores float32 (N,))} for every step of `at`.
+        """
+        at = sorted(set(int(step) for step in at))
+        if not at or at[0] < 0 or at[-1] > self.settings.steps:
+            raise ValueError(f"snapshots must be in 0..{self.settings.steps} (got {at})")
         count = len(units)
         signs = np.ones(count, np.float32) if signs is None else np.asarray(signs, np.float32)
-        images, scores = [], []
+        collected = {step: ([], []) for step in at}
         batch = self.settings.batch_size
         for start in range(0, count, batch):
             stop = min(start + batch, count)
             chunk = [np.asarray(values)[start:stop] for values in (units, seeds, signs)]
             padded = [np.concatenate([c, np.repeat(c[-1:], batch - len(c))]) for c in chunk]
-            batch_units, batch_seeds, batch_signs = padded
-            spectra = param.initial_spectra(batch_seeds, self.settings.size)
-            batch_images, batch_scores = self._optimize(
-                tf.constant(spectra),
-                tf.constant(batch_units, tf.int32),
-                tf.constant(batch_seeds, tf.int64),
-                tf.constant(batch_signs, tf.float32),
-            )
-            images.append(batch_images.numpy()[: stop - start])
-            scores.append(batch_scores.numpy()[: stop - start])
-        images = np.concatenate(images)
-        return np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8), np.concatenate(scores)
+            for step, (images, scores) in self._render_batch(*padded, at).items():
+                collected[step][0].append(images[: stop - start])
+                collected[step][1].append(scores[: stop - start])
+        return {step: (_to_uint8(np.concatenate(images)), np.concatenate(scores))
+                for step, (images, scores) in collected.items()}
 
-    def _optimize_batch(self, spectra, units, seeds, signs):
-        settings, transforms = self.settings, self.settings.transforms
-        first_moment = tf.zeros_like(spectra)
-        second_moment = tf.zeros_like(spectra)
-        for step in tf.range(1, settings.steps + 1, dtype=tf.int64):
+    def _render_batch(self, units, seeds, signs, at):
+        """{step: (float images (B, size, size, 3) in [0, 1], scores (B,))} of one full batch."""
+        units, seeds, signs = (tf.constant(units, tf.int32), tf.constant(seeds, tf.int64),
+                               tf.constant(signs, tf.float32))
+        first_size = self._phases[0].size if self._phases else self.settings.size
+        spectra = tf.constant(param.initial_spectra(seeds.numpy(), first_size))
+        results, done = {}, 0
+        if 0 in at:
+            results[0] = self._snapshot(spectra, units)
+        for phase in self._phases:
+            if spectra.shape[3] != phase.size:
+                spectra = self._grow(spectra, phase.size)
+            moments = (tf.zeros_like(spectra), tf.zeros_like(spectra))  # Adam restarts each phase
+            adam_start, end = done + 1, done + phase.steps
+            for stop in [step for step in at if done < step < end] + [end]:
+                spectra, *moments = self._optimize(spectra, *moments, units, seeds, signs, _step(done + 1),
+                                                   _step(stop), _step(adam_start))
+                done = stop
+                if stop in at:
+                    results[stop] = self._snapshot(spectra, units)
+        return results
+
+    def _snapshot(self, spectra, units):
+        """(images, scores) as NumPy of the current spectra, zero-padded to full size if coarse."""
+        if spectra.shape[3] != self.settings.size:
+            spectra = self._grow(spectra, self.settings.size)
+        images, scores = self._finish(spectra, units)
+        return images.numpy(), scores.numpy()
+
+    def _grow(self, spectra, size):
+        """Coarse spectra brought to `size` by the settings' CoarseMode (zero-padding or tiling)."""
+        grow = param.tile_spectra if self.settings.coarse_mode is CoarseMode.TILE else param.pad_spectra
+        return tf.constant(grow(spectra.numpy(), size, self.settings.decay_power))
+
+    def _final_images(self, spectra, units):
+        images = param.spectra_to_rgb(spectra, self._scales[self.settings.size])
+        return images, self.objective(frame(images, self.settings.transforms.pad), units)
+
+    def _optimize_steps(self, spectra, first_moment, second_moment, units, seeds, signs, first, last, adam_start):
+        """Adam steps `first`..`last` (global, 1-based, int64 scalars) of one phase; the phase is
+        the one whose size the spectra have, and its Adam state counts from `adam_start`."""
+        size = spectra.shape[3]
+        scale, transforms = self._scales[size], self._transforms[size]
+        for step in tf.range(first, last + 1, dtype=tf.int64):
             with tf.GradientTape() as tape:
                 tape.watch(spectra)
-                images = param.spectra_to_rgb(spectra, self._scale)
+                images = param.spectra_to_rgb(spectra, scale)
                 scores = self.objective(transforms(images, seeds, step), units)
                 total = tf.reduce_sum(scores * signs)
             gradient = tape.gradient(total, spectra)
             first_moment = _ADAM_BETA1 * first_moment + (1.0 - _ADAM_BETA1) * gradient
             second_moment = _ADAM_BETA2 * second_moment + (1.0 - _ADAM_BETA2) * gradient * gradient
-            t = tf.cast(step, tf.float32)
+            t = tf.cast(step - adam_start + 1, tf.float32)
             corrected_first = first_moment / (1.0 - _ADAM_BETA1**t)
             corrected_second = second_moment / (1.0 - _ADAM_BETA2**t)
-            spectra = spectra + settings.learning_rate * corrected_first / (
-                tf.sqrt(corrected_second) + _ADAM_EPSILON
-            )
-        images = param.spectra_to_rgb(spectra, self._scale)
-        return images, self.objective(frame(images, transforms.pad), units)
+            rate = learning_rate(self.settings, tf.cast(step, tf.float32))
+            spectra = spectra + rate * corrected_first / (tf.sqrt(corrected_second) + _ADAM_EPSILON)
+        return spectra, first_moment, second_moment
+
+
+def _step(value):
+    return tf.constant(value, tf.int64)
+
+
+def _to_uint8(images):
+    return np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8)

@@ -5,11 +5,26 @@ says where an objective reads a conv layer. The engine modules (`param`, `transf
 `objectives`, `render`) consume them.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 
 PARAMETERIZATION = "fft_decorrelated"  # generator.optvis.param
 FRAME_GRAY = 0.5  # the border around every image the network sees, in [0, 1]
+
+
+class LearningRateSchedule(Enum):
+    """How the Adam learning rate moves over the steps of a drawing (the global step, all phases)."""
+
+    CONSTANT = "constant"
+    COSINE = "cosine"  # half a cosine from the rate down to rate x final_fraction at the last step
+    STEP = "step"  # the rate for the first half, x sqrt(final_fraction) to 3/4, x final_fraction after
+
+
+class CoarseMode(Enum):
+    """How a coarse phase's spectrum grows to the full size (generator.optvis.param)."""
+
+    UPSAMPLE = "upsample"  # zero-pad: the same image at a finer resolution (features grow with it)
+    TILE = "tile"  # a C-pixel canvas repeated n x n: the same pixel scale on a larger canvas
 
 
 class Readout(Enum):
@@ -28,22 +43,33 @@ class Transforms:
         jitter: maximum shift in pixels, each axis, uniform.
         scale_range: (min, max) uniform random scale factor.
         rotate_degrees: maximum absolute rotation, uniform.
+        subpixel: shifts are drawn as real numbers (bilinear) instead of whole pixels; a random
+            sub-pixel shift blurs what the network sees by up to a pixel, which damps the
+            finest, pixel-period patterns (dot grids, stripes) that whole-pixel shifts keep.
     """
 
     pad: int = 8
     jitter: int = 8
     scale_range: tuple = (0.9, 1.1)
     rotate_degrees: float = 10.0
+    subpixel: bool = False
 
     def describe(self):
-        """A list of human-readable transform names, for records."""
+        """A list of human-readable transform names, for records (sub-pixel shifts named only when on)."""
         low, high = self.scale_range
-        return [
+        names = [
             f"pad({self.pad}, gray)",
             f"jitter({self.jitter})",
             f"scale({low}, {high})",
             f"rotate(+-{self.rotate_degrees})",
         ]
+        return names + (["subpixel_jitter"] if self.subpixel else [])
+
+    def scaled(self, ratio):
+        """These transforms for an image `ratio` times the size (a coarse phase): pad and jitter in
+        pixels shrink with the image (pad at least 1, jitter at least 1 when it was on)."""
+        return replace(self, pad=max(1, round(self.pad * ratio)),
+                       jitter=max(min(self.jitter, 1), round(self.jitter * ratio)))
 
     def output_size(self, size):
         """Side of the transformed image for an input of side `size`."""
@@ -66,7 +92,16 @@ class RenderSettings:
         learning_rate: Adam learning rate on the spectrum.
         batch_size: units optimized together.
         decay_power: spectrum amplitude falls as 1 / f**decay_power.
-        transforms: the random robustness transforms.
+        transforms: the random robustness transforms (at `size`; a coarse phase scales them).
+        coarse_size: 0 (off), or the side of a first, coarse phase: its spectrum is optimized at
+            this size, then zero-padded to `size` (the band-limited upsampling of the coarse
+            image) and optimized on. Even, below `size`.
+        coarse_steps: how many of the `steps` run at `coarse_size` (0 with coarse_size 0).
+        coarse_mode: a CoarseMode. UPSAMPLE (the transforms' pad and jitter shrink with the
+            image) or TILE (`size` a multiple of `coarse_size`; the transforms stay in pixels).
+        lr_schedule: a LearningRateSchedule, over the global step.
+        lr_final_fraction: the rate at the end of a decaying schedule, as a fraction of
+            `learning_rate`, in (0, 1].
     """
 
     size: int
@@ -75,14 +110,70 @@ class RenderSettings:
     batch_size: int = 16
     decay_power: float = 1.0
     transforms: Transforms = field(default_factory=Transforms)
+    coarse_size: int = 0
+    coarse_steps: int = 0
+    coarse_mode: CoarseMode = CoarseMode.UPSAMPLE
+    lr_schedule: LearningRateSchedule = LearningRateSchedule.CONSTANT
+    lr_final_fraction: float = 0.1
+
+    def __post_init__(self):
+        if not isinstance(self.lr_schedule, LearningRateSchedule):
+            raise TypeError(f"lr_schedule must be a LearningRateSchedule, not {self.lr_schedule!r}")
+        if not 0 < self.lr_final_fraction <= 1:
+            raise ValueError(f"lr_final_fraction must be in (0, 1] (got {self.lr_final_fraction})")
+        if self.coarse_size or self.coarse_steps:
+            if not (self.coarse_size > 0 and self.coarse_size % 2 == 0 and self.coarse_size < self.size):
+                raise ValueError(f"coarse_size must be even and below size {self.size} (got {self.coarse_size})")
+            if not 0 < self.coarse_steps <= self.steps:
+                raise ValueError(f"coarse_steps must be in 1..steps ({self.steps}) (got {self.coarse_steps})")
+            if self.coarse_mode is CoarseMode.TILE and self.size % self.coarse_size:
+                raise ValueError(f"tiling needs size {self.size} to be a multiple of coarse_size {self.coarse_size}")
+
+    def phases(self):
+        """The drawing's phases in order: a list of `Phase`, each with its size, steps and transforms.
+
+        Without coarse-to-fine this is one phase at `size`. Phases of 0 steps are left out.
+        """
+        phases = []
+        if self.coarse_size:
+            tiled = self.coarse_mode is CoarseMode.TILE
+            phases.append(Phase(self.coarse_size, self.coarse_steps,
+                                self.transforms if tiled else self.transforms.scaled(self.coarse_size / self.size)))
+        fine_steps = self.steps - (self.coarse_steps if self.coarse_size else 0)
+        if fine_steps > 0 or not phases:
+            phases.append(Phase(self.size, fine_steps, self.transforms))
+        return [phase for phase in phases if phase.steps > 0]
 
     def describe(self):
         """JSON-ready description for unit records: everything that changes the image.
 
-        The batch size is left out: a unit's image does not depend on its batch.
+        The batch size is left out: a unit's image does not depend on its batch. The options of
+        this round (coarse-to-fine, learning-rate schedule) are named only when they are on, so
+        records drawn before them stay current.
         """
         settings = asdict(self)
-        del settings["batch_size"]
+        for name in ("batch_size", "coarse_size", "coarse_steps", "coarse_mode", "lr_schedule", "lr_final_fraction"):
+            del settings[name]
         settings["transforms"] = self.transforms.describe()
         settings["parameterization"] = PARAMETERIZATION
+        if self.coarse_size:
+            settings["coarse_to_fine"] = {"size": self.coarse_size, "steps": self.coarse_steps}
+            if self.coarse_mode is not CoarseMode.UPSAMPLE:  # records of upsampling runs stay as they were
+                settings["coarse_to_fine"]["mode"] = self.coarse_mode.value
+        if self.lr_schedule is not LearningRateSchedule.CONSTANT:
+            settings["lr_schedule"] = {"name": self.lr_schedule.value, "final_fraction": self.lr_final_fraction}
         return settings
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of a drawing: `steps` Adam steps on a spectrum of side `size`, with `transforms`."""
+
+    size: int
+    steps: int
+    transforms: Transforms
+
+    @property
+    def input_size(self):
+        """Side of what the network sees in this phase."""
+        return self.transforms.output_size(self.size)

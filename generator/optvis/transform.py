@@ -54,8 +54,9 @@ def _affine(transforms, draws, side):
     low, high = transforms.scale_range
     scale = low + (draws[:, 0] + 1.0) * 0.5 * (high - low)
     angle = draws[:, 1] * transforms.rotate_degrees * math.pi / 180.0
-    shift_x = tf.round(draws[:, 2] * transforms.jitter)
-    shift_y = tf.round(draws[:, 3] * transforms.jitter)
+    shift_x, shift_y = draws[:, 2] * transforms.jitter, draws[:, 3] * transforms.jitter
+    if not transforms.subpixel:
+        shift_x, shift_y = tf.round(shift_x), tf.round(shift_y)
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
     center = (side - 1) / 2.0
     # input = A (output - center) + center - shift, with A = rotation(-angle) / scale.
