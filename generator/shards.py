@@ -131,20 +131,14 @@ def _list(items, limit=12):
 def _incomplete_units(shard):
     """The units `shard` owes that are not complete there with the run's settings, and the weights seen."""
     options, missing, weights = shard["options"], [], {}
-    plans = {}
+    plans = {layer: plan_layer(layer, options) for layer in {unit.layer for unit in shard["units"]}}
     for unit in shard["units"]:
-        plan = plans.setdefault(unit.layer, plan_layer(unit.layer, options))
-        directory = records.unit_dir(shard["dir"], unit.layer, unit.index)
-        try:
-            record = store.read_record(directory)
-        except records.InvalidRecord:
-            record = None
-        settings = plan.record_settings(unit.seed(options.seed), options)
-        sha = record["provenance"]["weights_sha256"] if record else None
-        if record is None or not store.is_complete(directory, settings, sha):
+        settings = plans[unit.layer].record_settings(unit.seed(options.seed), options)
+        record = store.complete_record(records.unit_dir(shard["dir"], unit.layer, unit.index), settings)
+        if record is None:
             missing.append(unit)
         else:
-            weights.setdefault(sha, unit)
+            weights.setdefault(record["provenance"]["weights_sha256"], unit)
     return missing, weights
 
 

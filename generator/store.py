@@ -138,20 +138,24 @@ def image_side(path):
         return None
 
 
-def is_complete(unit_dir, settings, weights_sha256):
-    """True when `unit_dir` holds a valid record made with these settings and weights, and the
-    images it names, the master at the recorded size."""
+def complete_record(unit_dir, settings):
+    """The record of `unit_dir` when it is valid, made with these settings, and its images are
+    there, the master at the recorded size; None otherwise (the unit is to be drawn)."""
     try:
         record = read_record(unit_dir)
     except records.InvalidRecord:
-        return False
-    if record is None:
-        return False
-    if record["settings"] != settings or record["provenance"]["weights_sha256"] != weights_sha256:
-        return False
+        return None
+    if record is None or record["settings"] != settings:
+        return None
     if not all((Path(unit_dir) / name).is_file() for name in record["images"].values() if name):
-        return False
-    return image_side(Path(unit_dir) / record["images"]["master"]) == settings["size"]
+        return None
+    return record if image_side(Path(unit_dir) / record["images"]["master"]) == settings["size"] else None
+
+
+def is_complete(unit_dir, settings, weights_sha256):
+    """True when `unit_dir` holds a complete record (`complete_record`) drawn with these weights."""
+    record = complete_record(unit_dir, settings)
+    return record is not None and record["provenance"]["weights_sha256"] == weights_sha256
 
 
 def unit_dirs(site_src, layer):

@@ -24,14 +24,19 @@ CLASSES = [VERTICAL, HORIZONTAL, RED, GREEN]
 TRANSFORMS = Transforms(pad=2, jitter=2, scale_range=(0.95, 1.05), rotate_degrees=5)
 
 
+def coarse_and_grown(grow, seed, coarse, size, decay_power):
+    """Images (2, S, S, 3) of random coarse spectra and of `grow`(spectra, size, decay_power)."""
+    spectra = np.random.default_rng(seed).normal(0, 1.0, (2, 2, 3, coarse, coarse // 2 + 1)).astype(np.float32)
+    grown = grow(spectra, size, decay_power)
+    small = param.spectra_to_rgb(tf.constant(spectra), param.frequency_scale(coarse, decay_power)).numpy()
+    large = param.spectra_to_rgb(tf.constant(grown), param.frequency_scale(size, decay_power)).numpy()
+    return spectra, small, large
+
+
 @pytest.mark.parametrize("decay_power", [1.0, 1.5])
 @pytest.mark.parametrize("coarse, size", [(16, 32), (8, 24)])
 def test_padded_spectrum_is_the_coarse_image_upsampled(decay_power, coarse, size):
-    rng = np.random.default_rng(0)
-    spectra = rng.normal(0, 1.0, (2, 2, 3, coarse, coarse // 2 + 1)).astype(np.float32)
-    padded = param.pad_spectra(spectra, size, decay_power)
-    small = param.spectra_to_rgb(tf.constant(spectra), param.frequency_scale(coarse, decay_power)).numpy()
-    large = param.spectra_to_rgb(tf.constant(padded), param.frequency_scale(size, decay_power)).numpy()
+    _, small, large = coarse_and_grown(param.pad_spectra, 0, coarse, size, decay_power)
     step = size // coarse
     assert large.shape == (2, size, size, 3)
     assert small.std() > 0.05  # the images are not flat, so the comparison means something
@@ -43,11 +48,7 @@ def test_padded_spectrum_is_the_coarse_image_upsampled(decay_power, coarse, size
 @pytest.mark.parametrize("decay_power", [1.0, 1.5])
 @pytest.mark.parametrize("coarse, size", [(16, 32), (8, 24), (10, 20)])
 def test_tiled_spectrum_is_the_coarse_image_repeated(decay_power, coarse, size):
-    rng = np.random.default_rng(1)
-    spectra = rng.normal(0, 1.0, (2, 2, 3, coarse, coarse // 2 + 1)).astype(np.float32)
-    tiled = param.tile_spectra(spectra, size, decay_power)
-    small = param.spectra_to_rgb(tf.constant(spectra), param.frequency_scale(coarse, decay_power)).numpy()
-    large = param.spectra_to_rgb(tf.constant(tiled), param.frequency_scale(size, decay_power)).numpy()
+    spectra, small, large = coarse_and_grown(param.tile_spectra, 1, coarse, size, decay_power)
     n = size // coarse
     assert small.std() > 0.05
     np.testing.assert_allclose(large, np.tile(small, (1, n, n, 1)), atol=2e-5)
