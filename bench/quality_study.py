@@ -8,7 +8,7 @@ setting, batch by batch, with the embedded ImageNet weights:
                                               512-step defaults before this round), the
                                               reference the others are held to
   c2f-256, c2f-512, cos-192, ...              the candidate schedules (generator.plan.SCHEDULES)
-  bf16-512                                    "plain" with the network in bfloat16
+  bf16-512, bf16-SCHEDULE                     "plain" (or the schedule) with the network in bfloat16
 
 Every (layer, setting, unit batch) is written to OUT/LAYER/SETTING/batch-NN.json (numbers) and
 .npz (images) as soon as it is drawn; a rerun skips what exists, so a killed run resumes where
@@ -51,7 +51,7 @@ from generator.units import Unit, sample_indices  # noqa: E402
 
 LAYERS = ("block3_conv1", "block4_conv2", "block5_conv3")
 SNAPSHOTS = (64, 128, 256, 512)
-DEFAULT_RUN, BFLOAT16_RUN = "default", "bf16-512"
+DEFAULT_RUN, BFLOAT16_RUN, BFLOAT16_PREFIX = "default", "bf16-512", "bf16-"
 REFERENCE = "steps-512"
 DEFAULT_RUNS = (DEFAULT_RUN, "c2f-256", "c2f-512", "cos-192", "c2f-256-sub", "c2f-256-const")
 OUT = ROOT / "bench" / "out" / "quality_study"
@@ -68,6 +68,8 @@ def run_options(run):
         return DrawOptions(schedule="plain")
     if run == BFLOAT16_RUN:
         return DrawOptions(schedule="plain", precision=Precision.BFLOAT16)
+    if run.startswith(BFLOAT16_PREFIX):
+        return DrawOptions(schedule=run[len(BFLOAT16_PREFIX):], precision=Precision.BFLOAT16)
     return DrawOptions(schedule=run)
 
 
@@ -351,7 +353,7 @@ def parse_args(argv):
     parser.add_argument("--layers", default=",".join(LAYERS))
     parser.add_argument("--units", type=int, default=32, help="units per layer (a stable sample)")
     parser.add_argument("--runs", default=",".join(DEFAULT_RUNS),
-                        help=f"runs to draw: {DEFAULT_RUN} (the snapshots), {BFLOAT16_RUN}, or schedules: "
+                        help=f"runs to draw: {DEFAULT_RUN} (the snapshots), {BFLOAT16_RUN}, bf16-SCHEDULE, or schedules: "
                              + ", ".join(SCHEDULES))
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--summary", action="store_true", help="score what is drawn; write summary.json")
@@ -362,7 +364,8 @@ def parse_args(argv):
     layers = [layer.strip() for layer in args.layers.split(",") if layer.strip()]
     runs = [run.strip() for run in args.runs.split(",") if run.strip()]
     bad = [layer for layer in layers if layer not in CONV_LAYER_BY_NAME] + \
-          [run for run in runs if run not in SCHEDULES and run not in (DEFAULT_RUN, BFLOAT16_RUN)]
+          [run for run in runs if run.removeprefix(BFLOAT16_PREFIX) not in SCHEDULES
+           and run not in (DEFAULT_RUN, BFLOAT16_RUN)]
     if bad or args.units < 1:
         parser.exit(2, f"quality_study.py: unknown layer or run {', '.join(bad) or ''} (or --units < 1)\n")
     return args, layers, runs

@@ -62,8 +62,11 @@ def forward_flops(layer, side):
 
 
 def plan_fingerprint(options=DrawOptions()):
-    """A short hash of every layer's drawing plan under `options`; it changes when the plan does."""
-    plans = {layer: _plan_summary(layer, options) for layer in _all_layers()}
+    """A short hash of what the calibration measures under `options`: every layer's full-size
+    network input side and batch size (bench/calibrate_cost.py times one full-size step of each).
+    Step counts, schedules and phases are counted in FLOPs, so changing them needs no new
+    calibration; changing a size or a batch does."""
+    plans = {layer: _calibrated_shape(layer, options) for layer in _all_layers()}
     return hashlib.sha256(json.dumps(plans, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -71,12 +74,9 @@ def _all_layers():
     return [layer.name for layer in CONV_LAYERS] + [CLASS_LAYER]
 
 
-def _plan_summary(layer, options):
+def _calibrated_shape(layer, options):
     plan = plan_layer(layer, options)
-    summary = {"input": plan.input_size, "steps": plan.settings.steps, "batch": plan.settings.batch_size}
-    if len(plan.phases) > 1:  # named only when phased, so single-phase fingerprints stay as they were
-        summary["phases"] = plan.phases
-    return summary
+    return {"input": plan.input_size, "batch": plan.settings.batch_size}
 
 
 @cache

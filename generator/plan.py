@@ -77,6 +77,7 @@ class Schedule:
         decay_power: the spectrum's 1 / f**decay_power.
         scale_range: None (the layer's), or the (min, max) random scale of the transforms.
         coarse_mode: how the coarse spectrum grows (CoarseMode: upsample or tile).
+        mirror: warp the image alone, filling by its reflection (Transforms.mirror).
     """
 
     name: str
@@ -88,16 +89,18 @@ class Schedule:
     decay_power: float = 1.0
     scale_range: tuple | None = None
     coarse_mode: CoarseMode = CoarseMode.UPSAMPLE
+    mirror: bool = False
 
     def apply(self, settings):
-        """`settings` (a filter layer's RenderSettings) drawn on this schedule."""
+        """`settings` (a layer's RenderSettings; the classes' only for a one-phase schedule) drawn on
+        this schedule."""
         coarse_size = 2 * round(settings.size * self.coarse_ratio / 2) if self.coarse_fraction else 0
         if self.coarse_mode is CoarseMode.TILE and coarse_size and settings.size % coarse_size:
             coarse_size = settings.size // round(1 / self.coarse_ratio)
         return replace(settings, steps=self.steps, coarse_size=coarse_size, coarse_mode=self.coarse_mode,
                        coarse_steps=round(self.steps * self.coarse_fraction) if coarse_size else 0,
                        lr_schedule=self.lr_schedule, decay_power=self.decay_power,
-                       transforms=replace(settings.transforms, subpixel=self.subpixel,
+                       transforms=replace(settings.transforms, subpixel=self.subpixel, mirror=self.mirror,
                                           scale_range=self.scale_range or settings.transforms.scale_range))
 
 
@@ -107,7 +110,9 @@ _COSINE = LearningRateSchedule.COSINE
 # c2f-512 0.44, cos-192 0.375; "-sub" adds sub-pixel jitter, "-const" keeps the rate constant, "-wide" draws the random scale from
 # 0.8-1.25 (the robustness measure rescales by +-10%, the edge of the default 0.9-1.1), "-d15"
 # makes the spectrum fall as 1 / f**1.5 (smoother images). "tile-" grows a half-side canvas by
-# tiling it 2 x 2 instead of upsampling it, so features keep the scale the network saw.
+# tiling it 2 x 2 instead of upsampling it, so features keep the scale the network saw. "-mirror"
+# warps the image alone and lets its reflection fill the edges (Transforms.mirror), as the
+# robustness measure does, instead of letting the gray frame in.
 SCHEDULES = {
     schedule.name: schedule
     for schedule in (
@@ -121,17 +126,22 @@ SCHEDULES = {
         Schedule("c2f-256-const-wide", 256, coarse_fraction=0.75, scale_range=(0.8, 1.25)),
         Schedule("c2f-256-d15", 256, coarse_fraction=0.75, lr_schedule=_COSINE, decay_power=1.5),
         Schedule("tile-256", 256, coarse_fraction=0.75, lr_schedule=_COSINE, coarse_mode=CoarseMode.TILE),
+        Schedule("c2f-256-mirror", 256, coarse_fraction=0.75, scale_range=(0.8, 1.25), mirror=True),
+        Schedule("mirror-256", 256, scale_range=(0.8, 1.25), mirror=True),  # one phase: classes can use it
     )
 }
 
 
 # The full atlas draws the filters of blocks 3-5 on this schedule unless another is asked for:
-# at 0.22 of the FLOPs of 512 plain steps it was as specific (1.0), never flat, and more robust
-# (+0.07 to +0.08 median) on block3_conv1, block4_conv2 and block5_conv3 (docs/QUALITY.md,
-# preliminary: 32, 12 and 13 units). Blocks 1-2 and the classes were not studied and stay plain;
-# the preview keeps its 128 plain steps. Schedule "plain" draws as before.
-FULL_SCHEDULE = "c2f-256-const-wide"
+# at 0.22 of the FLOPs of 512 plain steps it is as specific (1.0), never flat, more robust and
+# has a third of the speckle on block3_conv1, block4_conv2 and block5_conv3 (docs/QUALITY.md).
+# Blocks 1-2 stay plain; the preview keeps its 128 plain steps. Schedule "plain" draws as before.
+FULL_SCHEDULE = "c2f-256-mirror"
 FULL_SCHEDULE_BLOCKS = (3, 4, 5)
+# The classes' head takes a fixed 224 px input, so they cannot go coarse: the full atlas draws them
+# on this one-phase schedule (half the steps of "plain", the transforms of FULL_SCHEDULE), and a
+# schedule asked for with --schedule applies to them only when it has no coarse phase.
+CLASS_SCHEDULE = "mirror-256"
 
 
 def find_schedule(name):
@@ -169,9 +179,9 @@ class DrawOptions:
         negative: also draw the image that minimizes each unit.
         resume: skip units already complete with the same settings (False: --force).
         schedule: None (the per-layer default: FULL_SCHEDULE for the full atlas' blocks 3-5,
-            plain steps elsewhere), or the name of one of SCHEDULES, applied to filter layers
-            (block1_conv1 and the classes keep their plans); --steps overrides its total steps,
-            keeping its coarse share.
+            CLASS_SCHEDULE for its classes, plain steps elsewhere), or the name of one of
+            SCHEDULES, applied to filter layers (block1_conv1 keeps its plan) and, when it has no
+            coarse phase, to the classes; --steps overrides its total steps, keeping its coarse share.
     """
 
     quality: Quality = Quality.FULL
@@ -227,6 +237,24 @@ def _overrides(options):
     return {key: value for key, value in fields.items() if value is not None}
 
 
+def _scheduled(settings, name, options):
+    """`settings` on the schedule called `name` (None: unchanged); --steps sets its total steps."""
+    if name is None:
+        return settings
+    schedule = find_schedule(name)
+    if options.steps is not None:
+        schedule = replace(schedule, steps=options.steps)
+    return schedule.apply(settings)
+
+
+def _class_schedule(options):
+    """The schedule name the classes are drawn on under `options` (None: plain steps)."""
+    asked = options.schedule
+    if asked is not None and not find_schedule(asked).coarse_fraction:
+        return asked
+    return CLASS_SCHEDULE if options.quality is Quality.FULL else None
+
+
 def plan_layer(layer, options=DrawOptions()):
     """The drawing plan of `layer` (a conv layer name or "predictions") under `options`."""
     steps = STEPS[options.quality]
@@ -237,6 +265,7 @@ def plan_layer(layer, options=DrawOptions()):
         if options.size is not None and options.size != settings.size:
             raise UserError(f"class images have a fixed size ({settings.size} px + padding = {CLASS_INPUT_SIZE} "
                             "px, the dense head's input); drop --size for classes")
+        settings = _scheduled(settings, _class_schedule(options), options)
         return LayerPlan(layer, replace(settings, **_overrides(options)), Objective.CLASS_LOGIT)
     conv = CONV_LAYER_BY_NAME[layer]
     if conv == NEURON_LAYER:
@@ -251,9 +280,5 @@ def plan_layer(layer, options=DrawOptions()):
     name = options.schedule
     if name is None and options.quality is Quality.FULL and conv.block in FULL_SCHEDULE_BLOCKS:
         name = FULL_SCHEDULE
-    if name is not None:
-        schedule = find_schedule(name)
-        if options.steps is not None:
-            schedule = replace(schedule, steps=options.steps)
-        settings = schedule.apply(settings)
+    settings = _scheduled(settings, name, options)
     return LayerPlan(layer, replace(settings, **_overrides(options)), Objective.CHANNEL)

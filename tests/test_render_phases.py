@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from generator import cost
+from generator import cost, plan
 from generator.errors import UserError
 from generator.optvis import param
 from generator.optvis.objectives import layer_scores, unit_objective
@@ -18,7 +18,8 @@ from generator.optvis.render import Renderer, learning_rate
 from generator.optvis.settings import CoarseMode, LearningRateSchedule, RenderSettings, Transforms
 from generator.plan import SCHEDULES, DrawOptions, Quality, plan_layer
 from generator.quality import high_frequency_share, saturated_share
-from test_render_known_answer import GREEN, HORIZONTAL, RED, SIZE, VERTICAL, pattern_model, preprocess  # noqa: F401
+from test_render_known_answer import (GREEN, HORIZONTAL, RED, SIZE, VERTICAL, dominant_fraction,  # noqa: F401
+                                     orientation_energy, pattern_model, preprocess)
 
 CLASSES = [VERTICAL, HORIZONTAL, RED, GREEN]
 TRANSFORMS = Transforms(pad=2, jitter=2, scale_range=(0.95, 1.05), rotate_degrees=5)
@@ -172,7 +173,15 @@ def test_phased_cost_counts_each_phase_at_its_own_size():
     plain = DrawOptions(schedule="plain")
     ratio = cost.batch_cost(layer, DrawOptions(schedule="c2f-256")).flops / cost.batch_cost(layer, plain).flops
     assert 0.2 < ratio < 0.25
-    assert cost.plan_fingerprint(DrawOptions(schedule="c2f-256")) != cost.plan_fingerprint(plain)
+
+
+def test_the_calibration_fingerprint_follows_sizes_and_batches_not_steps(monkeypatch):
+    plain, before = DrawOptions(schedule="plain"), cost.plan_fingerprint()
+    assert cost.plan_fingerprint(DrawOptions(schedule="c2f-256")) == cost.plan_fingerprint(plain) == before
+    assert cost.plan_fingerprint(DrawOptions(steps=64)) == before
+    assert cost.plan_fingerprint(DrawOptions(batch_size=3)) != before
+    monkeypatch.setitem(plan.FULL_SIZES, 4, 112)
+    assert cost.plan_fingerprint() != before
 
 
 def test_every_named_schedule_plans_every_study_layer():
@@ -214,15 +223,67 @@ def test_the_plain_schedule_is_the_drawing_before_schedules_and_wide_widens_the_
     assert plan_layer("block4_conv2", DrawOptions(schedule="c2f-256", steps=64)).settings.coarse_steps == 48
 
 
-def test_the_full_atlas_draws_blocks_3_to_5_coarse_to_fine_and_the_rest_as_before():
+def test_the_full_atlas_draws_blocks_3_to_5_coarse_to_fine_mirrored_and_the_rest_as_before():
     for layer in ("block3_conv1", "block4_conv2", "block5_conv3"):
         settings = plan_layer(layer).settings
-        assert settings == plan_layer(layer, DrawOptions(schedule="c2f-256-const-wide")).settings
+        assert settings == plan_layer(layer, DrawOptions(schedule="c2f-256-mirror")).settings
         assert settings.steps == 256 and settings.coarse_size == settings.size // 2
+        assert settings.transforms.mirror and settings.phases()[0].transforms.mirror
     assert plan_layer("block2_conv2").settings.coarse_size == 0 and plan_layer("block2_conv2").settings.steps == 512
-    assert plan_layer("predictions").settings.steps == 512
+    assert not plan_layer("block2_conv2").settings.transforms.mirror
     preview = plan_layer("block5_conv3", DrawOptions(quality=Quality.PREVIEW)).settings
     assert (preview.steps, preview.coarse_size) == (128, 0)
     assert plan_layer("block4_conv2", DrawOptions(steps=64)).settings.coarse_steps == 48
     filters = cost.batch_cost("block5_conv3").flops / cost.batch_cost("block5_conv3", DrawOptions(schedule="plain")).flops
     assert 0.2 < filters < 0.25
+
+
+def _constant_batch(value, size=12):
+    return tf.constant(np.full((2, size, size, 3), value, np.float32))
+
+
+@pytest.mark.parametrize("step", [1, 2, 3])
+def test_the_mirror_fill_keeps_gray_out_of_the_image_and_the_frame_still(step):
+    """A constant image: any other value inside the frame came from the gray frame (0.5)."""
+    images, seeds, pad = _constant_batch(0.2), tf.constant([3, 4], tf.int64), 3
+    grey_in = Transforms(pad=pad, jitter=3, scale_range=(0.85, 0.9), rotate_degrees=8.0)
+    mirrored = replace(grey_in, mirror=True)
+    with_gray = grey_in(images, seeds, tf.constant(step, tf.int64)).numpy()
+    with_mirror = mirrored(images, seeds, tf.constant(step, tf.int64)).numpy()
+    inside = (slice(None), slice(pad, -pad), slice(pad, -pad))
+    assert with_mirror.shape == with_gray.shape == (2, 12 + 2 * pad, 12 + 2 * pad, 3)
+    np.testing.assert_allclose(with_mirror[inside], 0.2, atol=1e-5)  # only the image's own reflection
+    ring = np.ones(with_mirror.shape[1:3], bool)
+    ring[pad:-pad, pad:-pad] = False
+    np.testing.assert_allclose(with_mirror[:, ring], 0.5, atol=1e-6)  # the frame, unmoved
+    assert (np.abs(with_gray[inside] - 0.2) > 0.05).any()  # a shrink brings gray in without the mirror
+
+
+def test_the_mirror_fill_is_recorded_only_when_on():
+    assert "mirror_fill" not in Transforms().describe()
+    assert Transforms(mirror=True).describe()[-1] == "mirror_fill"
+    assert Transforms(mirror=True).scaled(0.5).mirror
+
+
+def test_classes_draw_on_their_one_phase_schedule_and_take_only_one_phase_schedules():
+    full = plan_layer("predictions").settings
+    assert (full.steps, full.coarse_size, full.transforms.mirror, full.transforms.scale_range) == (256, 0, True, (0.8, 1.25))
+    assert full.transforms.output_size(full.size) == 224  # the head's fixed input
+    assert plan_layer("predictions", DrawOptions(schedule="plain")).settings.steps == 512
+    assert plan_layer("predictions", DrawOptions(schedule="c2f-256-mirror")).settings == full  # no coarse head
+    assert plan_layer("predictions", DrawOptions(steps=100)).settings.steps == 100
+    preview = plan_layer("predictions", DrawOptions(quality=Quality.PREVIEW)).settings
+    assert (preview.steps, preview.transforms.mirror) == (128, False)
+    cheaper = cost.batch_cost("predictions").flops / cost.batch_cost("predictions", DrawOptions(schedule="plain")).flops
+    assert 0.45 < cheaper < 0.55
+
+
+def test_a_mirrored_drawing_finds_the_pattern_classes(pattern_model):
+    """The known-answer classes still come out with the mirror fill on (vertical stripes carry
+    horizontal frequencies, the red class is red)."""
+    objective = unit_objective(layer_scores(pattern_model, "logits", preprocess))
+    settings = RenderSettings(size=SIZE, steps=96, batch_size=4, transforms=replace(TRANSFORMS, mirror=True))
+    images, _ = Renderer(objective, settings).render(CLASSES, [1, 2, 3, 4])
+    horizontal, vertical = orientation_energy(images[0])
+    assert horizontal > 3 * vertical
+    assert dominant_fraction(images[2], 0) > 0.15 and dominant_fraction(images[2], 1) < 0.02

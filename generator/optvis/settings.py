@@ -46,6 +46,11 @@ class Transforms:
         subpixel: shifts are drawn as real numbers (bilinear) instead of whole pixels; a random
             sub-pixel shift blurs what the network sees by up to a pixel, which damps the
             finest, pixel-period patterns (dot grids, stripes) that whole-pixel shifts keep.
+        mirror: warp the image alone, so that what a shift or a shrink brings in at an edge is
+            the image's own reflection, and frame it after (the frame stays still). Off, the
+            framed image is warped, so gray from the frame comes in (and the frame moves).
+            The robustness measure (generator.quality) shifts and rescales with reflection: only
+            mirror-filled drawing trains for what it tests.
     """
 
     pad: int = 8
@@ -53,9 +58,11 @@ class Transforms:
     scale_range: tuple = (0.9, 1.1)
     rotate_degrees: float = 10.0
     subpixel: bool = False
+    mirror: bool = False
 
     def describe(self):
-        """A list of human-readable transform names, for records (sub-pixel shifts named only when on)."""
+        """A list of human-readable transform names, for records (sub-pixel shifts and the mirror
+        fill named only when on, so records drawn before them stay current)."""
         low, high = self.scale_range
         names = [
             f"pad({self.pad}, gray)",
@@ -63,7 +70,7 @@ class Transforms:
             f"scale({low}, {high})",
             f"rotate(+-{self.rotate_degrees})",
         ]
-        return names + (["subpixel_jitter"] if self.subpixel else [])
+        return names + (["subpixel_jitter"] if self.subpixel else []) + (["mirror_fill"] if self.mirror else [])
 
     def scaled(self, ratio):
         """These transforms for an image `ratio` times the size (a coarse phase): pad and jitter in

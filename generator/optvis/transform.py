@@ -20,7 +20,10 @@ def frame(images, pad):
 
 
 def apply_transforms(transforms, images, seeds, step):
-    """Transform a batch: gray pad, then one random affine warp (shift, scale, rotation) per image.
+    """Transform a batch: one random affine warp (shift, scale, rotation) per image and a gray frame.
+
+    Without `transforms.mirror` the frame is added first and warped with the image; with it the
+    image is warped alone (its reflection fills what the warp brings in) and framed after.
 
     Args:
         transforms: a `generator.optvis.settings.Transforms`.
@@ -29,19 +32,26 @@ def apply_transforms(transforms, images, seeds, step):
         step: int64 scalar, the optimization step.
     Returns:
         float32 (B, S + 2 * pad, S + 2 * pad, 3) in [0, 1]. Pixels the warp brings in from
-        outside the padded image are reflections of it.
+        outside what it warps (the framed image, or with `mirror` the image) are reflections of it.
     """
-    padded = frame(images, transforms.pad)
-    side = images.shape[1] + 2 * transforms.pad
     draws = tf.stack(
         [
             tf.random.stateless_uniform([4], seed=tf.stack([seeds[i], step]), minval=-1.0, maxval=1.0)
             for i in range(images.shape[0])
         ]
     )
+    if transforms.mirror:
+        return frame(_warp(images, _affine(transforms, draws, images.shape[1])), transforms.pad)
+    padded = frame(images, transforms.pad)
+    return _warp(padded, _affine(transforms, draws, padded.shape[1]))
+
+
+def _warp(images, affine):
+    """Images (B, S, S, 3) warped by output-to-input affine maps (B, 8), bilinear, reflection fill."""
+    side = images.shape[1]
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=padded,
-        transforms=_affine(transforms, draws, side),
+        images=images,
+        transforms=affine,
         output_shape=tf.constant([side, side]),
         fill_value=0.0,  # unused: REFLECT mode fills from the image
         interpolation="BILINEAR",
