@@ -19,7 +19,7 @@ from .errors import UserError
 from .model import preprocess, with_precision
 from .optvis.objectives import layer_scores, unit_objective
 from .optvis.render import Renderer
-from .plan import DrawOptions, plan_layer
+from .plan import DrawOptions, kept_options, plan_layer
 
 KERNEL_DISPLAY = 96
 KERNEL_LAYER = CONV_LAYERS[0].name  # its 3x3 RGB kernels are shown beside its images
@@ -101,8 +101,12 @@ class AtlasRun:
         return plan.record_settings(unit.seed(self.options.seed), self.options)
 
     def _is_complete(self, unit, plan):
+        """Complete with the run's settings, or with those of options the run keeps (kept_options)."""
         directory = records.unit_dir(self.site_src, unit.layer, unit.index)
-        return store.is_complete(directory, self._settings(unit, plan), self.loaded.sha256)
+        seed = unit.seed(self.options.seed)
+        candidates = [self._settings(unit, plan)] + [plan_layer(unit.layer, kept).record_settings(seed, kept)
+                                                     for kept in kept_options(self.options)]
+        return any(store.is_complete(directory, settings, self.loaded.sha256) for settings in candidates)
 
     def _drawing_model(self, layer):
         """The network of `layer` in the run's precision (quality is always measured in float32)."""

@@ -208,6 +208,13 @@ class DrawOptions:
                             f"(got {rate})")
 
 
+def kept_options(options):
+    """Other options whose drawings a run under `options` keeps as complete: a preview keeps units
+    drawn at the full defaults (with the same overrides), the better drawing of the same unit, so
+    a preview over a partly full atlas draws around those units instead of replacing them."""
+    return [replace(options, quality=Quality.FULL)] if options.quality is Quality.PREVIEW else []
+
+
 @dataclass(frozen=True)
 class LayerPlan:
     """How one layer is drawn: render settings plus what the objective reads."""

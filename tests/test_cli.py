@@ -186,3 +186,19 @@ def test_negative_images_minimize_the_unit(tmp_path):
     pictures = np.stack([np.asarray(Image.open(unit / name).convert("RGB")) for name in ("image.webp", "negative.webp")])
     positive, negative = scores(frame(pictures.astype(np.float32) / 255.0, pad)).numpy()[:, 5]
     assert positive > 0 > negative
+
+
+def test_a_preview_keeps_units_drawn_at_the_full_defaults_but_not_the_reverse(tmp_path):
+    out = tmp_path / "site_src"
+    args = ["--layers", "block2_conv1", "--filters", "0:2", "--weights", "embedded", "--out", str(out), *TINY]
+    assert build(*args, "--quality", "full").returncode == 0
+    full = json.loads((out / "vgg16/block2_conv1/1/unit.json").read_text())
+    preview = build(*args, "--quality", "preview")
+    assert preview.returncode == 0, preview.stderr
+    assert "resume: 2 of 2 units already complete" in preview.stderr
+    assert json.loads((out / "vgg16/block2_conv1/1/unit.json").read_text()) == full
+
+    fresh = tmp_path / "fresh"
+    assert build(*args[:-len(TINY) - 2], "--out", str(fresh), *TINY, "--quality", "preview").returncode == 0
+    upgraded = build(*args[:-len(TINY) - 2], "--out", str(fresh), *TINY, "--quality", "full")
+    assert upgraded.returncode == 0 and "resume:" not in upgraded.stderr  # a full run redraws preview units
