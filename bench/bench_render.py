@@ -68,10 +68,11 @@ def full_or_preview(preview):
     return DrawOptions(quality=Quality.PREVIEW) if preview else PLAIN
 
 
-A_LAYERS = ("block1_conv2", "block3_conv1", "block5_conv1")
+A_LAYERS = ("block1_conv2", "block3_conv1", "block5_conv1")  # --a-layers picks others
 EXPERIMENT_LAYERS = ("block1_conv2", "block3_conv1", "block4_conv2", "block5_conv1")
 # Steps per timed call, chosen so one call takes a few seconds here.
 A_STEPS = {"block1_conv2": 32, "block3_conv1": 6, "block4_conv2": 4, "block5_conv1": 2}
+A_STEPS_BY_BLOCK = {1: 32, 2: 12, 3: 6, 4: 4, 5: 2}
 B_LAYER, B_SIZE, B_FILTERS = "block3_conv1", 128, 8
 TKV_DEFAULT_SIZE, TKV_DEFAULT_STEPS, TKV_LAYER_BATCH = 224, 200, 4
 CORES = os.cpu_count() or 1
@@ -80,6 +81,12 @@ GPU_TFLOPS = 20.0
 
 
 # ------------------------------------------------------------------ timing
+
+
+def full_size_steps(plan):
+    """The drawing steps of `plan` as full-size steps of equal FLOPs (a half-side step counts about 1/4)."""
+    return sum(steps * step_flops(plan.layer, side) for side, steps in plan.phases) / step_flops(plan.layer,
+                                                                                               plan.input_size)
 
 
 def timed(fn):
@@ -240,9 +247,10 @@ class TkvLayer:
 
 
 class Bench:
-    def __init__(self, quick, log):
+    def __init__(self, quick, log, a_layers=A_LAYERS):
         self.quick = quick
         self.log = log
+        self.a_layers = a_layers
         self.loaded = load_vgg16("embedded")
         self.model = self.loaded.model
         self.results = {}
@@ -261,10 +269,10 @@ class Bench:
                  "(and tf-keras-vis at 224 px for (c), same rotation)")
         reps = 2 if self.quick else 3
         rows = []
-        for layer in A_LAYERS:
+        for layer in self.a_layers:
             plan = plan_layer(layer, PLAIN)
             settings = plan.settings
-            steps = A_STEPS[layer] // (2 if self.quick else 1) or 1
+            steps = A_STEPS.get(layer, A_STEPS_BY_BLOCK[CONV_LAYER_BY_NAME[layer].block]) // (2 if self.quick else 1) or 1
             side = settings.transforms.output_size(settings.size)
             objective = objective_for(self.model, plan)
             ours = Ours(objective, settings, steps, layer)
@@ -495,7 +503,8 @@ class Bench:
     def section_c(self):
         self.log(f"\n(c) one whole layer at each tool's default quality, extrapolated from per-image-step "
                  f"times measured on one batch (tf-keras-vis: {TKV_DEFAULT_SIZE} px, {TKV_DEFAULT_STEPS} "
-                 f"steps, batch {TKV_LAYER_BATCH}; ours: plan_layer full defaults, 512 steps)")
+                 f"steps, batch {TKV_LAYER_BATCH}; ours: the full-atlas plan, its steps counted as full-size "
+                 f"steps of equal FLOPs, so a coarse step counts a quarter)")
         if "a" not in self.results:
             self.log("  needs section a (which measures both tools' per-image-step times)")
             return
@@ -504,14 +513,14 @@ class Bench:
                  f"{'tkv h':>7} {'tkv/ours':>8}  goal >= 3")
         for row in self.results["a"]:
             layer = row["layer"]
-            plan = plan_layer(layer, PLAIN).settings
+            steps = full_size_steps(plan_layer(layer))
             filters = CONV_LAYER_BY_NAME[layer].filters
             ours_s = row["wall"]["ours_ms"] / 1e3  # median marginal image-step, wall
             tkv_s = row["wall"]["tkv224_ms"] / 1e3
-            ours_h = filters * plan.steps * ours_s / 3600
+            ours_h = filters * steps * ours_s / 3600
             tkv_h = filters * TKV_DEFAULT_STEPS * tkv_s / 3600
             rows.append({"layer": layer, "filters": filters, "ours_hours": ours_h, "tkv_hours": tkv_h,
-                         "speedup": tkv_h / ours_h, "ours_side": row["side"], "ours_steps": plan.steps})
+                         "speedup": tkv_h / ours_h, "ours_side": row["side"], "ours_full_size_steps": steps})
             self.log(f"  {layer:14} {filters:>7} {row['side']:>7} {ours_s * 1e3:>8.1f} {ours_h:>7.2f} "
                      f"{tkv_s * 1e3:>7.0f} {tkv_h:>7.2f} {tkv_h / ours_h:>8.2f}  "
                      f"{'met' if tkv_h / ours_h >= 3 else 'NOT met'}")
@@ -537,7 +546,11 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and steps; (d) partly FLOP-scaled")
     parser.add_argument("--sections", default="a,b,c,d", help="comma list of a,b,c,d (default all)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--a-layers", default=",".join(A_LAYERS), help="conv layers of sections a and c")
     args = parser.parse_args(argv)
+    a_layers = tuple(name.strip() for name in args.a_layers.split(",") if name.strip())
+    if not a_layers or any(name not in CONV_LAYER_BY_NAME for name in a_layers):
+        parser.exit(2, f"bench_render.py: --a-layers takes conv layer names (got {args.a_layers!r})\n")
     began = time.perf_counter()
 
     def log(message):
@@ -546,7 +559,7 @@ def main(argv=None):
     info = machine()
     log(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {info['cpu']}, {info['cores']} cores; "
         f"TensorFlow {info['tensorflow']}, Keras {info['keras']}; load average {info['load_average']}")
-    bench = Bench(args.quick, log)
+    bench = Bench(args.quick, log, a_layers)
     output = {"machine": info, "quick": args.quick, "date": f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%MZ}"}
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     for name in ("a", "b", "c", "d"):  # c uses a's measurements; d reuses a's too

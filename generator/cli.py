@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from .errors import UserError
-from .plan import FULL_SCHEDULE, PREVIEW_LAYERS, PREVIEW_PER_LAYER, SCHEDULES, DrawOptions, Precision, Quality
+from .plan import CLASS_SCHEDULE, FULL_SCHEDULE, PREVIEW_LAYERS, PREVIEW_PER_LAYER, SCHEDULES, DrawOptions, Precision, Quality
 from .units import MAX_SHARDS
 
 DEFAULT_OUT = "site_src"
@@ -88,10 +88,12 @@ def _parser():
                      help="auto (default: imagenet if available, else embedded) | imagenet | embedded | PATH")
     how.add_argument("--size", type=whole_number, help="image side in pixels, 8-1024 (default: per layer, by receptive field)")
     how.add_argument("--steps", type=whole_number,
-                     help="optimization steps, 1-100,000 (default per layer: 512, 256 for blocks 3-5; preview 128)")
+                     help="optimization steps, 1-100,000 (default per layer: 512, 256 for blocks 3-5 and classes; "
+                          "preview 128)")
     how.add_argument("--schedule", choices=sorted(SCHEDULES),
-                     help=f"drawing schedule of the filters (default: {FULL_SCHEDULE} for blocks 3-5 of the full "
-                          "atlas, plain elsewhere; docs/QUALITY.md)")
+                     help=f"drawing schedule (default: {FULL_SCHEDULE} for blocks 3-5 of the full atlas, "
+                          f"{CLASS_SCHEDULE} for its classes, plain elsewhere; classes take only one-phase "
+                          "schedules; docs/QUALITY.md)")
     how.add_argument("--learning-rate", type=decimal_number, help="Adam learning rate, above 0 and at most 10 (default 0.05)")
     how.add_argument("--batch-size", type=whole_number, help="units drawn together, 1-1,024 (default per layer)")
     how.add_argument("--seed", type=whole_number, default=0, help="run-wide seed mixed into every unit's seed")
