@@ -17,7 +17,7 @@ from . import records, scoring, store
 from .architecture import CLASS_LAYER, CONV_LAYERS
 from .errors import UserError
 from .model import preprocess, with_precision
-from .optvis.objectives import layer_scores, unit_objective
+from .optvis.objectives import gram_similarity, layer_scores, unit_objective
 from .optvis.render import Renderer
 from .plan import DrawOptions, plan_layer
 
@@ -112,24 +112,26 @@ class AtlasRun:
         return self._drawing_models[kind]
 
     def _draw_layer(self, plan, units, bar):
-        scores = layer_scores(self._drawing_model(plan.layer), plan.layer, preprocess, plan.objective.readout)
-        renderer = Renderer(unit_objective(scores), plan.settings)
-        batch = plan.settings.batch_size
+        scores = layer_scores(self._drawing_model(plan.layer), plan.layer, preprocess, plan.objective.readout,
+                              plan.diversity_layer)
+        renderer = Renderer(unit_objective(scores), plan.settings, gram_similarity)
+        batch, k = plan.settings.batch_size, plan.settings.diversity
         for start in range(0, len(units), batch):
             chunk = units[start : start + batch]
             began = time.perf_counter()
             indices, seeds = [u.index for u in chunk], [u.seed(self.options.seed) for u in chunk]
             images, objectives = renderer.render(indices, seeds)
             negatives = [None] * len(chunk)
-            if self.options.negative:
-                negatives, _ = renderer.render(indices, seeds, signs=[-1] * len(chunk))
+            if self.options.negative:  # each unit's first negative image (its others go unused)
+                negatives = renderer.render(indices, seeds, signs=[-1] * len(chunk))[0][::k]
             seconds = (time.perf_counter() - began) / len(chunk)
-            for unit, image, negative, objective in zip(chunk, images, negatives, objectives):
-                self._write_unit(plan, unit, image, negative, objective, seconds)
+            for i, (unit, negative) in enumerate(zip(chunk, negatives)):
+                self._write_unit(plan, unit, images[i * k : (i + 1) * k], negative, objectives[i * k], seconds)
             if bar is not None:
                 bar.update(len(chunk))
 
-    def _write_unit(self, plan, unit, image, negative, objective, seconds):
+    def _write_unit(self, plan, unit, images, negative, objective, seconds):
+        """Write one unit: `images` (K, size, size, 3) uint8, the master first; `negative` or None."""
         provenance = {
             "weights_source": self.loaded.source,
             "weights_sha256": self.loaded.sha256,
@@ -139,9 +141,10 @@ class AtlasRun:
             "batch_size": plan.settings.batch_size,
         }
         record = records.unit_record(unit.layer, unit.index, self._settings(unit, plan), provenance, objective,
-                                     negative=negative is not None)
+                                     negative=negative is not None, diverse=len(images) - 1)
         names = record["images"]
-        files = {names["master"]: image, names["thumb"]: store.thumbnail(image)}
+        files = {names["master"]: images[0], names["thumb"]: store.thumbnail(images[0]),
+                 **dict(zip(names.get("diverse", []), images[1:]))}
         if negative is not None:
             files[names["negative"]] = negative
         if names["kernel"]:

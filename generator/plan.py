@@ -13,7 +13,7 @@ from enum import Enum
 
 from .architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS
 from .errors import UserError
-from .optvis.settings import CoarseMode, LearningRateSchedule, Readout, RenderSettings, Transforms
+from .optvis.settings import MAX_DIVERSITY, CoarseMode, LearningRateSchedule, Readout, RenderSettings, Transforms
 
 
 class Quality(Enum):
@@ -147,6 +147,12 @@ SIZE_RANGE = (8, 1024)
 LEARNING_RATE_MAX = 10.0
 BATCH_RANGE = (1, 1024)
 SEED_RANGE = (0, 2**31 - 1)
+DIVERSITY_RANGE = (1, MAX_DIVERSITY)
+
+# --diversity K > 1: each image pays this x |its unit's mean score| x the mean Gram cosine
+# similarity of its unit's K images at the conv layer below the unit's (`diversity_layer`);
+# calibrated in docs/QUALITY.md ("Diversity").
+DIVERSITY_WEIGHT = 1.0
 
 
 def _check_range(name, value, low, high):
@@ -172,6 +178,7 @@ class DrawOptions:
             plain steps elsewhere), or the name of one of SCHEDULES, applied to filter layers
             (block1_conv1 and the classes keep their plans); --steps overrides its total steps,
             keeping its coarse share.
+        diversity: images per unit, 1..16 (K > 1: K images pushed apart; 1: one image, as before).
     """
 
     quality: Quality = Quality.FULL
@@ -184,8 +191,10 @@ class DrawOptions:
     negative: bool = False
     resume: bool = True
     schedule: str | None = None
+    diversity: int = 1
 
     def __post_init__(self):
+        _check_range("diversity", self.diversity, *DIVERSITY_RANGE)
         if self.schedule is not None:
             find_schedule(self.schedule)
         _check_range("size", self.size, *SIZE_RANGE)
@@ -200,16 +209,21 @@ class DrawOptions:
 
 @dataclass(frozen=True)
 class LayerPlan:
-    """How one layer is drawn: render settings plus what the objective reads."""
+    """How one layer is drawn: render settings plus what the objective reads (and, with several
+    images per unit, the layer whose features tell them apart)."""
 
     layer: str
     settings: RenderSettings
     objective: Objective
+    diversity_layer: str | None = None
 
     def record_settings(self, seed, options):
         """The settings part of a unit record: everything that changes the images."""
-        return {"objective": self.objective.value, **self.settings.describe(), "seed": seed,
-                "negative": options.negative, "precision": options.precision.value}
+        settings = {"objective": self.objective.value, **self.settings.describe(), "seed": seed,
+                    "negative": options.negative, "precision": options.precision.value}
+        if self.diversity_layer:
+            settings["diversity"] = dict(settings["diversity"], layer=self.diversity_layer)
+        return settings
 
     @property
     def input_size(self):
@@ -227,8 +241,25 @@ def _overrides(options):
     return {key: value for key, value in fields.items() if value is not None}
 
 
+def diversity_layer(layer):
+    """Where the images of one unit are told apart: the conv layer below `layer` (block1_conv1
+    itself, which has none; the last conv layer for the classes)."""
+    if layer == CLASS_LAYER:
+        return CONV_LAYERS[-1].name
+    position = CONV_LAYERS.index(CONV_LAYER_BY_NAME[layer])
+    return CONV_LAYERS[max(position - 1, 0)].name
+
+
 def plan_layer(layer, options=DrawOptions()):
     """The drawing plan of `layer` (a conv layer name or "predictions") under `options`."""
+    plan = _single_image_plan(layer, options)
+    if options.diversity == 1:
+        return plan
+    settings = replace(plan.settings, diversity=options.diversity, diversity_weight=DIVERSITY_WEIGHT)
+    return replace(plan, settings=settings, diversity_layer=diversity_layer(layer))
+
+
+def _single_image_plan(layer, options):
     steps = STEPS[options.quality]
     if layer == CLASS_LAYER:
         transforms = Transforms(pad=16, jitter=16)

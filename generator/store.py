@@ -147,7 +147,7 @@ def complete_record(unit_dir, settings):
         return None
     if record is None or record["settings"] != settings:
         return None
-    if not all((Path(unit_dir) / name).is_file() for name in record["images"].values() if name):
+    if not all((Path(unit_dir) / name).is_file() for name in records.image_files(record)):
         return None
     return record if image_side(Path(unit_dir) / record["images"]["master"]) == settings["size"] else None
 
