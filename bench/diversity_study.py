@@ -10,7 +10,8 @@ one process:
   the mean pairwise Gram cosine of each unit's K images at the diversity layer (what the term
   lowers; 1 = same style) and each image's objective as a fraction of the unit's K = 1 image.
 
-    python bench/diversity_study.py                       # about 5 minutes here
+    python bench/diversity_study.py                       # 23 minutes here under load (6 units)
+    python bench/diversity_study.py --units 4 --weights ""  # timing only
     python bench/diversity_study.py --layer block4_conv2 --units 4 --weights 0,1
 """
 
@@ -50,7 +51,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layer", default="block3_conv1")
     parser.add_argument("--units", type=int, default=6, help="units of the layer's stable sample")
-    parser.add_argument("--weights", default="0,0.3,1,3", help="penalty weights tried at K = 4")
+    parser.add_argument("--weights", default="0,0.3,1,3", help="penalty weights tried at K = 4 ('' : timing only)")
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--save", metavar="DIR", help="save each weight's images (uint8 (units x 4, S, S, 3)) as .npy")
     args = parser.parse_args(argv)
@@ -68,13 +69,18 @@ def main(argv=None):
         for order in ((1, 2, 4), (4, 2, 1)):
             seconds = {}
             for k in order:
-                began = time.perf_counter()
+                began, cpu = time.perf_counter(), time.process_time()
                 renderers[k].render(indices, seeds)
-                seconds[k] = time.perf_counter() - began
+                seconds[k] = (time.perf_counter() - began, time.process_time() - cpu)
             rounds.append(seconds)
-            print("  round: " + ", ".join(f"K={k} {s:.1f} s" for k, s in sorted(seconds.items())), flush=True)
+            print("  round: " + ", ".join(f"K={k} {wall:.1f} s ({cpu:.1f} s CPU)"
+                                          for k, (wall, cpu) in sorted(seconds.items())), flush=True)
         for k in (2, 4):
-            print(f"time K={k} / K=1: {np.median([r[k] / r[1] for r in rounds]):.2f}", flush=True)
+            wall = np.median([r[k][0] / r[1][0] for r in rounds])
+            cpu = np.median([r[k][1] / r[1][1] for r in rounds])
+            print(f"time K={k} / K=1: wall {wall:.2f}, process CPU {cpu:.2f}", flush=True)
+    if not args.weights:
+        return
 
     _, plan = renderer_for(model, args.layer, 4, len(units))
     features = layer_scores(model, args.layer, preprocess, plan.objective.readout, plan.diversity_layer)

@@ -5,6 +5,8 @@ K = 1 leaves the committed atlas current; K is in the plan, the cost, the record
 """
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from generator.optvis.render import Renderer, image_seeds
 from generator.optvis.settings import RenderSettings, Transforms
 from generator.optvis.transform import frame
 from generator.plan import DrawOptions, Quality, diversity_layer, plan_layer
+from generator.site import render_site
+from generator.synthetic import SMALL_ATLAS_DIVERSE, make_small_atlas
 from generator.units import Unit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,12 +70,14 @@ def test_every_diverse_image_still_drives_its_unit(drawn):
     assert np.median(fractions) > 0.85, fractions
 
 
-def test_without_weight_each_units_first_image_is_its_single_image(drawn):
-    """The master comes from the unit's own seed; its siblings only add terms of their own."""
+@pytest.mark.parametrize("weight", [0.0, 1.0])
+def test_each_units_master_is_its_single_image(drawn, weight):
+    """The master comes from the unit's own seed and does not move for the penalty: it is the
+    image K = 1 draws (up to the last bits a batch of another size moves); the others differ."""
     results, _ = drawn
-    first = results[0.0][0][::K].astype(int)
+    first = results[weight][0][::K].astype(int)
     assert np.abs(first - results["K=1"][0].astype(int)).max() <= 2
-    others = results[0.0][0].reshape(len(UNITS), K, -1).astype(int)
+    others = results[weight][0].reshape(len(UNITS), K, -1).astype(int)
     assert np.abs(others[:, 1] - others[:, 0]).mean() > 5
 
 
@@ -183,3 +189,23 @@ def test_k1_records_list_no_diverse_images_and_bad_diversity_breaks_the_contract
     broken = json.loads(json.dumps(diverse))
     broken["images"]["diverse"] = ["../image.webp"]
     assert "images/diverse" in records.unit_problem(broken)
+
+
+def test_an_out_of_range_k_is_one_line_before_tensorflow_loads():
+    script = ("import sys\nfrom generator import cli\n"
+              "code = cli.main(['--layers', 'block3_conv1', '--diversity', '17'])\nprint(code, 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["2", "False"], (result.stdout, result.stderr)
+    assert result.stderr.strip() == "error: --diversity must be at least 1 and at most 16 (got 17)"
+
+
+def test_unit_pages_show_the_diverse_images_in_a_strip(tmp_path):
+    make_small_atlas(tmp_path)
+    render_site(tmp_path)
+    layer, index, diversity = SMALL_ATLAS_DIVERSE
+    page = (tmp_path / f"vgg16/{layer}/{index}/index.md").read_text()
+    strip = page[page.index('<div class="atlas-diverse'):]
+    assert [f'src="diverse-{n}.webp"' in strip for n in range(1, diversity)] == [True] * (diversity - 1)
+    assert f"Image {diversity} of {diversity} that maximizes" in strip
+    assert strip.index("diverse-1.webp") < strip.index("diverse-2.webp")
+    assert "atlas-diverse" not in (tmp_path / f"vgg16/{layer}/171/index.md").read_text()

@@ -16,9 +16,12 @@ random transforms are keyed by the global step, so they do not depend on where a
 Diversity (`RenderSettings.diversity` K > 1, Olah et al. 2017): each unit gets K images, the K
 consecutive in the batch, each with its own seed derived from the unit's (`image_seeds`). The
 objective then also returns features of each image, and a `diversity` callable measures how
-alike each unit's K images are from them; every image pays diversity_weight x |its unit's mean
-score| (held constant in the gradient) x that similarity, so the weight means the same in every
-layer whatever its activations' scale. With K = 1 the graph is the one without diversity.
+alike each unit's K images are from them; the ascent subtracts diversity_weight x K x |the
+unit's mean score| (held constant in the gradient) x that similarity, so the weight means the
+same in every layer whatever its activations' scale. The first image of a unit (its master,
+from the unit's own seed) does not move for the penalty: its features are held constant there,
+so it is the image K = 1 draws, and the others move away from it and from each other. With
+K = 1 the graph is the one without diversity.
 """
 
 import math
@@ -171,6 +174,8 @@ class Renderer:
         if k == 1:
             return tf.reduce_sum(outputs * signs)
         scores, features = outputs
+        master = tf.reshape(tf.range(tf.shape(features)[0]) % k == 0, [-1] + [1] * (features.shape.rank - 1))
+        features = tf.where(master, tf.stop_gradient(features), features)
         magnitude = tf.stop_gradient(tf.reduce_mean(tf.reshape(tf.abs(scores), [-1, k]), axis=1))
         penalty = self.settings.diversity_weight * k * tf.reduce_sum(magnitude * self.diversity(features, k))
         return tf.reduce_sum(scores * signs) - penalty
