@@ -7,6 +7,7 @@ units (generator.scoring) and write the manifest.
 """
 
 import time
+from dataclasses import replace
 
 import keras
 import numpy as np
@@ -112,18 +113,22 @@ class AtlasRun:
         return self._drawing_models[kind]
 
     def _draw_layer(self, plan, units, bar):
-        scores = layer_scores(self._drawing_model(plan.layer), plan.layer, preprocess, plan.objective.readout,
-                              plan.diversity_layer)
-        renderer = Renderer(unit_objective(scores), plan.settings, gram_similarity)
+        model, readout = self._drawing_model(plan.layer), plan.objective.readout
+        renderer = Renderer(unit_objective(layer_scores(model, plan.layer, preprocess, readout, plan.diversity_layer)),
+                            plan.settings, gram_similarity)
         batch, k = plan.settings.batch_size, plan.settings.diversity
+        single = renderer  # negatives: one image per unit (a master does not depend on its siblings)
+        if self.options.negative and k > 1:
+            single = Renderer(unit_objective(layer_scores(model, plan.layer, preprocess, readout)),
+                              replace(plan.settings, diversity=1))
         for start in range(0, len(units), batch):
             chunk = units[start : start + batch]
             began = time.perf_counter()
             indices, seeds = [u.index for u in chunk], [u.seed(self.options.seed) for u in chunk]
             images, objectives = renderer.render(indices, seeds)
             negatives = [None] * len(chunk)
-            if self.options.negative:  # each unit's first negative image (its others go unused)
-                negatives = renderer.render(indices, seeds, signs=[-1] * len(chunk))[0][::k]
+            if self.options.negative:
+                negatives, _ = single.render(indices, seeds, signs=[-1] * len(chunk))
             seconds = (time.perf_counter() - began) / len(chunk)
             for i, (unit, negative) in enumerate(zip(chunk, negatives)):
                 self._write_unit(plan, unit, images[i * k : (i + 1) * k], negative, objectives[i * k], seconds)

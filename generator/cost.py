@@ -117,10 +117,10 @@ def batch_cost(layer, options=DrawOptions(), calibration=None):
 
 def image_flops(plan, negative=False):
     """FLOPs to draw and score one unit of `plan`: every phase's steps at that phase's own input
-    size (forward + backward = 2 forward passes each), for each of its `diversity` images, twice
-    with `negative`, plus the quality passes (of the master) at the full input size."""
+    size (forward + backward = 2 forward passes each), for each of its `diversity` images and
+    the negative image if asked, plus the quality passes (of the master) at the full input size."""
     drawing = sum(steps * 2 * forward_flops(plan.layer, side) for side, steps in plan.phases)
-    return (drawing * plan.settings.diversity * (2 if negative else 1)
+    return (drawing * (plan.settings.diversity + (1 if negative else 0))
             + QUALITY_PASSES * forward_flops(plan.layer, plan.input_size))
 
 

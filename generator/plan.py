@@ -149,9 +149,9 @@ BATCH_RANGE = (1, 1024)
 SEED_RANGE = (0, 2**31 - 1)
 DIVERSITY_RANGE = (1, MAX_DIVERSITY)
 
-# --diversity K > 1: each image pays this x |its unit's mean score| x the mean Gram cosine
-# similarity of its unit's K images at the conv layer below the unit's (`diversity_layer`);
-# calibrated in docs/QUALITY.md ("Diversity").
+# --diversity K > 1: the penalty is this x K x |the unit's mean score| x the mean Gram cosine
+# similarity of its K images at the conv layer below the unit's (`diversity_layer`), and moves
+# all but the master (generator.optvis.render); calibrated in docs/QUALITY.md ("Diversity").
 DIVERSITY_WEIGHT = 1.0
 
 

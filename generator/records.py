@@ -37,6 +37,7 @@ TOP_EXAMPLES_NAME = "top_examples.json"
 EXAMPLE_PHOTO_NAME, EXAMPLE_ARRAYS_NAME = "photo.webp", "maps.npz"
 MASTER_NAME, THUMB_NAME, NEGATIVE_NAME, KERNEL_NAME = "image.webp", "thumb.webp", "negative.webp", "kernel.png"
 DIVERSE_NAME = "diverse-{}.webp"  # --diversity K: the unit's images 1..K-1 beside the master (image 0)
+MAX_DIVERSE = 15  # --diversity is at most 16
 
 
 class InvalidRecord(UserError):
@@ -160,7 +161,8 @@ UNIT_SCHEMA = _document_schema(
             "required": ["master", "thumb"],
             "properties": {"master": _FILE_NAME, "thumb": _FILE_NAME, "negative": _OPTIONAL_FILE_NAME,
                            "kernel": _OPTIONAL_FILE_NAME,
-                           "diverse": {"type": "array", "items": _FILE_NAME, "minItems": 1, "maxItems": 15}},
+                           "diverse": {"type": "array", "items": _FILE_NAME, "minItems": 1,
+                                       "maxItems": MAX_DIVERSE}},
             "additionalProperties": False,
         },
         "settings": {

@@ -149,6 +149,8 @@ def test_cost_counts_k_images_per_unit():
     plan = plan_layer("block3_conv1")
     quality = cost.QUALITY_PASSES * cost.forward_flops("block3_conv1", plan.input_size) * plan.settings.batch_size
     assert double.flops - quality == pytest.approx(2 * (single.flops - quality))
+    with_negative = cost.batch_cost("block3_conv1", DrawOptions(diversity=2, negative=True))
+    assert with_negative.flops - quality == pytest.approx(3 * (single.flops - quality))  # one negative per unit
     assert cost.batch_memory_bytes("block3_conv1", DrawOptions(diversity=4)) == \
         4 * cost.batch_memory_bytes("block3_conv1", DrawOptions())
     assert cost.plan_fingerprint(DrawOptions(diversity=2)) != cost.plan_fingerprint()
@@ -209,3 +211,12 @@ def test_unit_pages_show_the_diverse_images_in_a_strip(tmp_path):
     assert f"Image {diversity} of {diversity} that maximizes" in strip
     assert strip.index("diverse-1.webp") < strip.index("diverse-2.webp")
     assert "atlas-diverse" not in (tmp_path / f"vgg16/{layer}/171/index.md").read_text()
+
+
+def test_a_redraw_with_fewer_images_removes_the_diverse_images_it_no_longer_lists(tmp_path):
+    unit_dir, _ = _write_unit(tmp_path, 3)
+    (unit_dir / "notes.txt").write_text("a user's file")
+    _write_unit(tmp_path, 2)
+    assert (unit_dir / "diverse-1.webp").is_file() and not (unit_dir / "diverse-2.webp").exists()
+    _write_unit(tmp_path, 1)
+    assert not list(unit_dir.glob("diverse-*")) and (unit_dir / "notes.txt").is_file()

@@ -106,8 +106,8 @@ class RenderSettings:
         diversity: images per unit, 1..MAX_DIVERSITY: with K > 1 each unit gets K images,
             optimized together, consecutive in the batch, pushed apart by a diversity penalty
             (`generator.optvis.render`); 1 draws one image per unit as before.
-        diversity_weight: the penalty's weight relative to the objective: each image pays
-            weight x |its unit's mean score| x the mean pairwise similarity of its unit's images.
+        diversity_weight: the penalty's weight relative to the objective: the ascent subtracts
+            weight x K x |the unit's mean score| x the mean pairwise similarity of its K images.
     """
 
     size: int
