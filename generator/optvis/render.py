@@ -1,4 +1,4 @@
-"""The optimization loop: many units at once, one image per unit, compiled once per shape.
+"""The optimization loop: many units at once, one image per unit (or K, below), compiled once per shape.
 
 A batch holds B units, each with its own image, seed and objective term; the terms are
 independent, so the gradient of their sum gives each image its own ascent direction. Steps of
