@@ -7,6 +7,7 @@ units (generator.scoring) and write the manifest.
 """
 
 import time
+from dataclasses import replace
 
 import keras
 import numpy as np
@@ -17,7 +18,7 @@ from . import records, scoring, store
 from .architecture import CLASS_LAYER, CONV_LAYERS
 from .errors import UserError
 from .model import preprocess, with_precision
-from .optvis.objectives import layer_scores, unit_objective
+from .optvis.objectives import gram_similarity, layer_scores, unit_objective
 from .optvis.render import Renderer
 from .plan import DrawOptions, kept_options, plan_layer
 
@@ -116,9 +117,14 @@ class AtlasRun:
         return self._drawing_models[kind]
 
     def _draw_layer(self, plan, units, bar):
-        scores = layer_scores(self._drawing_model(plan.layer), plan.layer, preprocess, plan.objective.readout)
-        renderer = Renderer(unit_objective(scores), plan.settings)
-        batch = plan.settings.batch_size
+        model, readout = self._drawing_model(plan.layer), plan.objective.readout
+        renderer = Renderer(unit_objective(layer_scores(model, plan.layer, preprocess, readout, plan.diversity_layer)),
+                            plan.settings, gram_similarity)
+        batch, k = plan.settings.batch_size, plan.settings.diversity
+        single = renderer  # negatives: one image per unit (a master does not depend on its siblings)
+        if self.options.negative and k > 1:
+            single = Renderer(unit_objective(layer_scores(model, plan.layer, preprocess, readout)),
+                              replace(plan.settings, diversity=1))
         for start in range(0, len(units), batch):
             chunk = units[start : start + batch]
             began = time.perf_counter()
@@ -126,14 +132,15 @@ class AtlasRun:
             images, objectives = renderer.render(indices, seeds)
             negatives = [None] * len(chunk)
             if self.options.negative:
-                negatives, _ = renderer.render(indices, seeds, signs=[-1] * len(chunk))
+                negatives, _ = single.render(indices, seeds, signs=[-1] * len(chunk))
             seconds = (time.perf_counter() - began) / len(chunk)
-            for unit, image, negative, objective in zip(chunk, images, negatives, objectives):
-                self._write_unit(plan, unit, image, negative, objective, seconds)
+            for i, (unit, negative) in enumerate(zip(chunk, negatives)):
+                self._write_unit(plan, unit, images[i * k : (i + 1) * k], negative, objectives[i * k], seconds)
             if bar is not None:
                 bar.update(len(chunk))
 
-    def _write_unit(self, plan, unit, image, negative, objective, seconds):
+    def _write_unit(self, plan, unit, images, negative, objective, seconds):
+        """Write one unit: `images` (K, size, size, 3) uint8, the master first; `negative` or None."""
         provenance = {
             "weights_source": self.loaded.source,
             "weights_sha256": self.loaded.sha256,
@@ -143,9 +150,10 @@ class AtlasRun:
             "batch_size": plan.settings.batch_size,
         }
         record = records.unit_record(unit.layer, unit.index, self._settings(unit, plan), provenance, objective,
-                                     negative=negative is not None)
+                                     negative=negative is not None, diverse=len(images) - 1)
         names = record["images"]
-        files = {names["master"]: image, names["thumb"]: store.thumbnail(image)}
+        files = {names["master"]: images[0], names["thumb"]: store.thumbnail(images[0]),
+                 **dict(zip(names.get("diverse", []), images[1:]))}
         if negative is not None:
             files[names["negative"]] = negative
         if names["kernel"]:

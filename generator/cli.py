@@ -101,6 +101,9 @@ def _parser():
                      help="network compute precision while drawing; bfloat16 is about 2x faster on "
                           "GPUs and AVX512_BF16 CPUs (default float32)")
     how.add_argument("--negative", action="store_true", help="also draw the image that minimizes each unit")
+    how.add_argument("--diversity", type=whole_number, metavar="K", default=DrawOptions.diversity,
+                     help=f"images per unit, 1-16, pushed apart by a diversity term (default {DrawOptions.diversity}: "
+                          "one image; K costs K x the drawing)")
     how.add_argument("--force", action="store_true", help="redraw units even if complete (no resume)")
     split = parser.add_argument_group("splitting across machines (docs/DISTRIBUTED.md)")
     split.add_argument("--plan", action="store_true",
@@ -177,7 +180,7 @@ def draw_options(args):
     return DrawOptions(
         quality=quality, size=args.size, steps=args.steps, learning_rate=args.learning_rate,
         batch_size=args.batch_size, seed=args.seed, precision=Precision(args.precision),
-        negative=args.negative, resume=not args.force, schedule=args.schedule,
+        negative=args.negative, resume=not args.force, schedule=args.schedule, diversity=args.diversity,
     )
 
 

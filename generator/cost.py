@@ -4,7 +4,9 @@ The cost of one drawing batch is counted in floating-point operations: every opt
 runs the network forward to the unit's layer and back to the input (the backward pass to the
 input costs about as much as the forward pass; no weight gradients are needed), on
 `batch_size` images of the input size of the step's phase (a coarse-to-fine plan counts its
-coarse steps at the coarse size), whether the batch is full or not (a short batch is padded).
+coarse steps at the coarse size), whether the batch is full or not (a short batch is padded);
+with `--diversity K` each unit is K images (K x the drawing work; the Gram matrices of the
+diversity term are left out, under 1% of a step).
 The calibration is per layer at the full size; coarse steps are assumed to run at the same
 seconds per FLOP (smaller convolutions are, if anything, a little less efficient). The layer's quality pass adds five forward passes per image. FLOPs become seconds
 through a per-layer calibration measured on this kind of machine by `bench/calibrate_cost.py`
@@ -112,11 +114,12 @@ def batch_cost(layer, options=DrawOptions(), calibration=None):
 
 
 def image_flops(plan, negative=False):
-    """FLOPs to draw and score one image of `plan`: every phase's steps at that phase's own input
-    size (forward + backward = 2 forward passes each), twice with `negative`, plus the quality
-    passes at the full input size."""
+    """FLOPs to draw and score one unit of `plan`: every phase's steps at that phase's own input
+    size (forward + backward = 2 forward passes each), for each of its `diversity` images and
+    the negative image if asked, plus the quality passes (of the master) at the full input size."""
     drawing = sum(steps * 2 * forward_flops(plan.layer, side) for side, steps in plan.phases)
-    return drawing * (2 if negative else 1) + QUALITY_PASSES * forward_flops(plan.layer, plan.input_size)
+    return (drawing * (plan.settings.diversity + (1 if negative else 0))
+            + QUALITY_PASSES * forward_flops(plan.layer, plan.input_size))
 
 
 @dataclass(frozen=True)
@@ -228,15 +231,15 @@ def min_shards(units, options=DrawOptions(), calibration=None):
 
 def batch_memory_bytes(layer, options=DrawOptions()):
     """About how much memory one drawing batch of `layer` needs: every conv activation up to the
-    layer, float32, for each image of the batch, three times over (kept for the backward pass,
-    its gradient, and the ReLU masks and temporaries)."""
+    layer, float32, for each image of the batch (batch size x diversity), three times over (kept
+    for the backward pass, its gradient, and the ReLU masks and temporaries)."""
     plan = plan_layer(layer, options)
     side, total = plan.input_size, 0
     for conv in CONV_LAYERS:
         total += conv.filters * (side // conv.stride) ** 2
         if conv.name == layer:
             break
-    return 3 * 4 * plan.settings.batch_size * total
+    return 3 * 4 * plan.settings.batch_size * plan.settings.diversity * total
 
 
 def check_memory(layers, options=DrawOptions(), available=None):

@@ -19,12 +19,12 @@ def _copy_unit(source_dir, target_dir):
     try:
         if store.read_record(target_dir) == record and all(
             (target_dir / name).read_bytes() == (source_dir / name).read_bytes()
-            for name in record["images"].values() if name
+            for name in records.image_files(record)
         ):
             return False
     except (records.InvalidRecord, OSError):
         pass
-    files = {name: (source_dir / name).read_bytes() for name in record["images"].values() if name}
+    files = {name: (source_dir / name).read_bytes() for name in records.image_files(record)}
     store.write_unit_files(target_dir, record, files)
     return True
 

@@ -13,7 +13,7 @@ from enum import Enum
 
 from .architecture import CLASS_LAYER, CONV_LAYER_BY_NAME, CONV_LAYERS
 from .errors import UserError
-from .optvis.settings import CoarseMode, LearningRateSchedule, Readout, RenderSettings, Transforms
+from .optvis.settings import MAX_DIVERSITY, CoarseMode, LearningRateSchedule, Readout, RenderSettings, Transforms
 
 
 class Quality(Enum):
@@ -157,6 +157,12 @@ SIZE_RANGE = (8, 1024)
 LEARNING_RATE_MAX = 10.0
 BATCH_RANGE = (1, 1024)
 SEED_RANGE = (0, 2**31 - 1)
+DIVERSITY_RANGE = (1, MAX_DIVERSITY)
+
+# --diversity K > 1: the penalty is this x K x |the unit's mean score| x the mean Gram cosine
+# similarity of its K images at the conv layer below the unit's (`diversity_layer`), and moves
+# all but the master (generator.optvis.render); calibrated in docs/QUALITY.md ("Diversity").
+DIVERSITY_WEIGHT = 1.0
 
 
 def _check_range(name, value, low, high):
@@ -182,6 +188,7 @@ class DrawOptions:
             CLASS_SCHEDULE for its classes, plain steps elsewhere), or the name of one of
             SCHEDULES, applied to filter layers (block1_conv1 keeps its plan) and, when it has no
             coarse phase, to the classes; --steps overrides its total steps, keeping its coarse share.
+        diversity: images per unit, 1..16 (K > 1: K images pushed apart; 1: one image, as before).
     """
 
     quality: Quality = Quality.FULL
@@ -194,8 +201,10 @@ class DrawOptions:
     negative: bool = False
     resume: bool = True
     schedule: str | None = None
+    diversity: int = 1
 
     def __post_init__(self):
+        _check_range("diversity", self.diversity, *DIVERSITY_RANGE)
         if self.schedule is not None:
             find_schedule(self.schedule)
         _check_range("size", self.size, *SIZE_RANGE)
@@ -217,16 +226,21 @@ def kept_options(options):
 
 @dataclass(frozen=True)
 class LayerPlan:
-    """How one layer is drawn: render settings plus what the objective reads."""
+    """How one layer is drawn: render settings plus what the objective reads (and, with several
+    images per unit, the layer whose features tell them apart)."""
 
     layer: str
     settings: RenderSettings
     objective: Objective
+    diversity_layer: str | None = None
 
     def record_settings(self, seed, options):
         """The settings part of a unit record: everything that changes the images."""
-        return {"objective": self.objective.value, **self.settings.describe(), "seed": seed,
-                "negative": options.negative, "precision": options.precision.value}
+        settings = {"objective": self.objective.value, **self.settings.describe(), "seed": seed,
+                    "negative": options.negative, "precision": options.precision.value}
+        if self.diversity_layer:
+            settings["diversity"] = dict(settings["diversity"], layer=self.diversity_layer)
+        return settings
 
     @property
     def input_size(self):
@@ -262,8 +276,25 @@ def _class_schedule(options):
     return CLASS_SCHEDULE if options.quality is Quality.FULL else None
 
 
+def diversity_layer(layer):
+    """Where the images of one unit are told apart: the conv layer below `layer` (block1_conv1
+    itself, which has none; the last conv layer for the classes)."""
+    if layer == CLASS_LAYER:
+        return CONV_LAYERS[-1].name
+    position = CONV_LAYERS.index(CONV_LAYER_BY_NAME[layer])
+    return CONV_LAYERS[max(position - 1, 0)].name
+
+
 def plan_layer(layer, options=DrawOptions()):
     """The drawing plan of `layer` (a conv layer name or "predictions") under `options`."""
+    plan = _single_image_plan(layer, options)
+    if options.diversity == 1:
+        return plan
+    settings = replace(plan.settings, diversity=options.diversity, diversity_weight=DIVERSITY_WEIGHT)
+    return replace(plan, settings=settings, diversity_layer=diversity_layer(layer))
+
+
+def _single_image_plan(layer, options):
     steps = STEPS[options.quality]
     if layer == CLASS_LAYER:
         transforms = Transforms(pad=16, jitter=16)

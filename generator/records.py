@@ -13,7 +13,7 @@ docs/ARCHITECTURE.md shows each document with an example. Records are plain JSON
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import jsonschema
 
@@ -36,6 +36,8 @@ EXAMPLE_RECORD_NAME = "example.json"
 TOP_EXAMPLES_NAME = "top_examples.json"
 EXAMPLE_PHOTO_NAME, EXAMPLE_ARRAYS_NAME = "photo.webp", "maps.npz"
 MASTER_NAME, THUMB_NAME, NEGATIVE_NAME, KERNEL_NAME = "image.webp", "thumb.webp", "negative.webp", "kernel.png"
+DIVERSE_NAME = "diverse-{}.webp"  # --diversity K: the unit's images 1..K-1 beside the master (image 0)
+MAX_DIVERSE = 15  # --diversity is at most 16
 
 
 class InvalidRecord(UserError):
@@ -93,6 +95,7 @@ class Images(TypedDict):
     thumb: str
     negative: str | None
     kernel: str | None
+    diverse: NotRequired[list]  # only with --diversity K > 1: the K - 1 other images, DIVERSE_NAME
 
 
 class Provenance(TypedDict):
@@ -157,7 +160,9 @@ UNIT_SCHEMA = _document_schema(
             "type": "object",
             "required": ["master", "thumb"],
             "properties": {"master": _FILE_NAME, "thumb": _FILE_NAME, "negative": _OPTIONAL_FILE_NAME,
-                           "kernel": _OPTIONAL_FILE_NAME},
+                           "kernel": _OPTIONAL_FILE_NAME,
+                           "diverse": {"type": "array", "items": _FILE_NAME, "minItems": 1,
+                                       "maxItems": MAX_DIVERSE}},
             "additionalProperties": False,
         },
         "settings": {
@@ -169,6 +174,12 @@ UNIT_SCHEMA = _document_schema(
                 "steps": {"type": "integer", "minimum": 1},
                 "learning_rate": {"type": "number", "exclusiveMinimum": 0},
                 "seed": {"type": "integer", "minimum": 0},
+                "diversity": {
+                    "type": "object",
+                    "required": ["images", "weight", "layer"],
+                    "properties": {"images": {"type": "integer", "minimum": 2, "maximum": 16},
+                                   "weight": {"type": "number", "minimum": 0}, "layer": _LAYER},
+                },
             },
         },
         "provenance": {
@@ -373,17 +384,30 @@ def unit_label(layer, index):
     return f"{layer} #{index}", None
 
 
-def unit_record(layer, index, settings, provenance, objective, negative=False):
+def image_files(record):
+    """Every image file name of a unit record: master, thumb, and those it has of negative,
+    kernel and the diverse images."""
+    images = record["images"]
+    return [name for key, name in images.items() if name and key != "diverse"] + images.get("diverse", [])
+
+
+def unit_record(layer, index, settings, provenance, objective, negative=False, diverse=0):
     """A unit record before its layer is scored (results other than the objective are None).
 
     Args:
         layer, index: the unit ("predictions" for classes).
         settings: what changes the image (generator.plan.LayerPlan.record_settings).
         provenance: a `Provenance` dict.
-        objective: the final objective value reached.
+        objective: the final objective value reached (by the master).
         negative: whether negative.webp was drawn too.
+        diverse: how many images beside the master were drawn (--diversity K: K - 1); listed
+            under images.diverse only when there are some.
     """
     label, wnid = unit_label(layer, index)
+    images = {"master": MASTER_NAME, "thumb": THUMB_NAME, "negative": NEGATIVE_NAME if negative else None,
+              "kernel": KERNEL_NAME if layer == CONV_LAYERS[0].name else None}
+    if diverse:
+        images["diverse"] = [DIVERSE_NAME.format(number) for number in range(1, diverse + 1)]
     return {
         "schema": SCHEMA,
         "model": MODEL_NAME,
@@ -393,8 +417,7 @@ def unit_record(layer, index, settings, provenance, objective, negative=False):
         "label": label,
         "wnid": wnid,
         "url": unit_url(layer, index),
-        "images": {"master": MASTER_NAME, "thumb": THUMB_NAME, "negative": NEGATIVE_NAME if negative else None,
-                   "kernel": KERNEL_NAME if layer == CONV_LAYERS[0].name else None},
+        "images": images,
         "settings": settings,
         "provenance": provenance,
         "results": {"objective": round(float(objective), 4), "specificity": None, "robustness": None,

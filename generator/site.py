@@ -274,7 +274,7 @@ def _unit_images(record, site_src=None):
         image_size(Path(site_src, record["url"], names["master"]), declared)
     return {
         "master": names["master"], "width": width, "height": height, "thumb": names["thumb"],
-        "negative": names.get("negative"), "kernel": names.get("kernel"),
+        "negative": names.get("negative"), "kernel": names.get("kernel"), "diverse": names.get("diverse", []),
         "pixelated": max(width, height) < PIXELATED_BELOW, "shift": robustness_shift(height),
     }
 

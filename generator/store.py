@@ -96,11 +96,18 @@ def write_unit(unit_dir, record, images):
 
 
 def write_unit_files(unit_dir, record, files):
-    """Write one unit's encoded files ({name: bytes}), then its record, as `write_unit` does."""
+    """Write one unit's encoded files ({name: bytes}), then its record, as `write_unit` does.
+
+    Diverse images of an earlier drawing that this one does not have (a smaller --diversity)
+    are removed before the record is written, so the site does not publish them.
+    """
     unit_dir = Path(unit_dir)
     (unit_dir / records.UNIT_RECORD_NAME).unlink(missing_ok=True)
     for file_name, data in files.items():
         atomic_write_bytes(unit_dir / file_name, data)
+    for number in range(1, records.MAX_DIVERSE + 1):
+        if records.DIVERSE_NAME.format(number) not in files:
+            (unit_dir / records.DIVERSE_NAME.format(number)).unlink(missing_ok=True)
     atomic_write_json(unit_dir / records.UNIT_RECORD_NAME, record)
 
 
@@ -147,7 +154,7 @@ def complete_record(unit_dir, settings):
         return None
     if record is None or record["settings"] != settings:
         return None
-    if not all((Path(unit_dir) / name).is_file() for name in record["images"].values() if name):
+    if not all((Path(unit_dir) / name).is_file() for name in records.image_files(record)):
         return None
     return record if image_side(Path(unit_dir) / record["images"]["master"]) == settings["size"] else None
 

@@ -54,9 +54,9 @@ def pattern_image(seed, size, noise=30.0):
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
-def _settings(layer, size, seed, negative=False):
+def _settings(layer, size, seed, negative=False, diversity=1):
     """The record settings a real run would write for `layer`, at image side `size`."""
-    options = DrawOptions(negative=negative)
+    options = DrawOptions(negative=negative, diversity=diversity)
     if layer != CLASS_LAYER:
         return plan_layer(layer, replace(options, size=size)).record_settings(seed, options)
     plan = plan_layer(layer)  # classes have a fixed size: only the synthetic image is smaller
@@ -80,11 +80,12 @@ def _scored(record, specific, robustness, flat):
     return records.with_quality(record, quality)
 
 
-def filter_record(layer, index, size=32, negative=False):
-    """The record of filter `index` of conv layer `layer` (e.g. "block4_conv2", 17)."""
+def filter_record(layer, index, size=32, negative=False, diversity=1):
+    """The record of filter `index` of conv layer `layer` (e.g. "block4_conv2", 17), drawn with
+    `diversity` images."""
     seed = 1000 * CONV_LAYERS.index(CONV_LAYER_BY_NAME[layer]) + index
-    record = records.unit_record(layer, index, _settings(layer, size, seed, negative), _provenance(),
-                                 objective=1.0 + index / 10, negative=negative)
+    record = records.unit_record(layer, index, _settings(layer, size, seed, negative, diversity), _provenance(),
+                                 objective=1.0 + index / 10, negative=negative, diverse=diversity - 1)
     return _scored(record, specific=index % 5 != 4, robustness=0.75, flat=index % 7 == 6)
 
 
@@ -97,7 +98,8 @@ def class_record(imagenet_class, size=32):
 
 
 def write_synthetic_unit(site_src, record):
-    """Write a record and its images (master, thumbnail, optional negative and kernel) via the store."""
+    """Write a record and its images (master, thumbnail, optional negative, kernel and diverse
+    images) via the store."""
     seed = record["settings"]["seed"]
     master = pattern_image(seed, record["settings"]["size"])
     images = {record["images"]["master"]: master, record["images"]["thumb"]: store.thumbnail(master)}
@@ -106,6 +108,8 @@ def write_synthetic_unit(site_src, record):
     if record["images"]["kernel"]:
         kernel = pattern_image(seed + 1, 3, noise=0.0)
         images[record["images"]["kernel"]] = np.repeat(np.repeat(kernel, 32, axis=0), 32, axis=1)
+    for number, name in enumerate(record["images"].get("diverse", []), start=1):
+        images[name] = pattern_image(seed + 7 * number, record["settings"]["size"])
     store.write_unit(records.unit_dir(site_src, record["layer"], record["index"]), record, images)
 
 
@@ -223,14 +227,19 @@ def make_synthetic_atlas(
 SMALL_ATLAS_FILTERS = {"block4_conv2": [17, 170, 171, 175]}
 SMALL_ATLAS_CLASSES = (3, 20, 165, 282, 292, 607, 739)  # tiger shark, water ouzel, black-and-tan coonhound,
 #                                                          tiger cat, tiger, jack-o'-lantern, potter's wheel
+SMALL_ATLAS_DIVERSE = ("block4_conv2", 170, 3)  # one unit drawn with --diversity 3
 
 
 def make_small_atlas(site_src):
-    """The tests' atlas: 3 filters per layer plus SMALL_ATLAS_FILTERS, SMALL_ATLAS_CLASSES, examples."""
-    return make_synthetic_atlas(
+    """The tests' atlas: 3 filters per layer plus SMALL_ATLAS_FILTERS, SMALL_ATLAS_CLASSES, examples;
+    SMALL_ATLAS_DIVERSE's unit with several images."""
+    manifest = make_synthetic_atlas(
         site_src, filters_per_layer=3, filter_indices=SMALL_ATLAS_FILTERS,
         class_indices=SMALL_ATLAS_CLASSES, image_size=32, examples=True,
     )
+    layer, index, diversity = SMALL_ATLAS_DIVERSE
+    write_synthetic_unit(site_src, filter_record(layer, index, 32, diversity=diversity))
+    return manifest
 
 
 def main(argv=None):

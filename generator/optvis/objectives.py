@@ -4,6 +4,10 @@ An objective maps images in [0, 1], (B, H, W, 3) RGB, and unit indices (B,) to o
 image (B,). Scores are read before the layer's nonlinearity: after a ReLU, a unit that is off
 has zero gradient and its image would stay flat gray; before a softmax, a class can win by
 suppressing the others instead of looking like itself.
+
+For diversity (several images per unit) an objective also returns features of each image, read
+in the same forward pass at a lower layer, and `gram_similarity` says how alike a unit's images
+are from them.
 """
 
 import keras
@@ -12,18 +16,24 @@ import tensorflow as tf
 from .settings import Readout
 
 
-def pre_activation_model(model, layer_name):
+def pre_activation_model(model, layer_name, feature_layer=None):
     """A callable giving `layer_name`'s output before its activation function.
 
     Args:
         model: a functional Keras model.
         layer_name: a Conv2D or Dense layer of `model`.
+        feature_layer: None, or a layer of `model` at or before `layer_name` whose output
+            (after its activation) is returned too, from the same forward pass.
     Returns:
         A function of the model's input (B, H, W, C_in) returning the pre-activation output,
-        (B, H', W', filters) for Conv2D or (B, units) for Dense.
+        (B, H', W', filters) for Conv2D or (B, units) for Dense; with `feature_layer`, the pair
+        (pre-activation output, feature_layer's output).
     """
     layer = model.get_layer(layer_name)
-    trunk = keras.Model(model.inputs, layer.input)
+    if feature_layer is not None:
+        trunk = keras.Model(model.inputs, [layer.input, model.get_layer(feature_layer).output])
+    else:
+        trunk = keras.Model(model.inputs, layer.input)
     config = layer.get_config()
     config.update(activation="linear", name=f"{layer_name}_preact")
     linear = layer.__class__.from_config(config)
@@ -31,12 +41,15 @@ def pre_activation_model(model, layer_name):
     linear.set_weights(layer.get_weights())
 
     def forward(inputs):
-        return linear(trunk(inputs))
+        if feature_layer is None:
+            return linear(trunk(inputs))
+        below, features = trunk(inputs)
+        return linear(below), features
 
     return forward
 
 
-def layer_scores(model, layer_name, preprocess, readout=Readout.CHANNEL_MEAN):
+def layer_scores(model, layer_name, preprocess, readout=Readout.CHANNEL_MEAN, feature_layer=None):
     """Scores of every unit of `layer_name`, pre-activation.
 
     For a conv layer a unit is a channel, scored by its mean over all positions (a channel
@@ -49,16 +62,24 @@ def layer_scores(model, layer_name, preprocess, readout=Readout.CHANNEL_MEAN):
         layer_name: the Conv2D or Dense layer to read.
         preprocess: maps RGB in [0, 255], (B, H, W, 3), to the model's input.
         readout: a `Readout`, for conv layers.
+        feature_layer: None, or a conv layer at or before `layer_name` (see `pre_activation_model`).
     Returns:
         scores(images (B, H, W, 3) RGB in [0, 1]) -> (B, units) float32, whatever the
-        model's compute dtype.
+        model's compute dtype; with `feature_layer`, -> ((B, units), features (B, h, w, c))
+        both float32.
     """
     if not isinstance(readout, Readout):
         raise TypeError(f"readout must be a Readout, not {readout!r}")
-    forward = pre_activation_model(model, layer_name)
+    forward = pre_activation_model(model, layer_name, feature_layer)
 
     def scores(images):
-        outputs = tf.cast(forward(preprocess(images * 255.0)), tf.float32)
+        if feature_layer is None:
+            return read(forward(preprocess(images * 255.0)))
+        outputs, features = forward(preprocess(images * 255.0))
+        return read(outputs), tf.cast(features, tf.float32)
+
+    def read(outputs):
+        outputs = tf.cast(outputs, tf.float32)
         if len(outputs.shape) == 2:
             return outputs
         if readout is Readout.CENTER:
@@ -72,12 +93,42 @@ def unit_objective(scores):
     """Objective: each image's own unit.
 
     Args:
-        scores: f(images (B, H, W, 3) in [0, 1]) -> (B, units), e.g. from `layer_scores`.
+        scores: f(images (B, H, W, 3) in [0, 1]) -> (B, units), e.g. from `layer_scores`; or
+            -> ((B, units), features), whose features are passed on.
     Returns:
-        objective(images (B, H, W, 3) in [0, 1], units (B,) int) -> (B,) float32.
+        objective(images (B, H, W, 3) in [0, 1], units (B,) int) -> (B,) float32, or
+        ((B,) float32, features) when `scores` gives features.
     """
 
     def objective(images, units):
-        return tf.gather(scores(images), tf.cast(units, tf.int32), axis=1, batch_dims=1)
+        outputs = scores(images)
+        if isinstance(outputs, tuple):
+            return pick(outputs[0], units), outputs[1]
+        return pick(outputs, units)
+
+    def pick(unit_scores, units):
+        return tf.gather(unit_scores, tf.cast(units, tf.int32), axis=1, batch_dims=1)
 
     return objective
+
+
+def gram_similarity(features, k):
+    """How alike the images of each group of `k` consecutive images are in style (Olah et al. 2017).
+
+    Each image's style is the Gram matrix of its features (channel x channel, summed over
+    positions); the similarity of two images is the cosine of their Gram matrices, in [0, 1]
+    for non-negative (post-ReLU) features.
+
+    Args:
+        features: float32 (B, h, w, c), B a multiple of `k`.
+        k: images per group, at least 2.
+    Returns:
+        float32 (B / k,): each group's mean cosine similarity over its k (k - 1) ordered pairs.
+    """
+    channels = features.shape[-1]
+    flat = tf.reshape(features, [tf.shape(features)[0], -1, channels])
+    grams = tf.matmul(flat, flat, transpose_a=True)  # (B, c, c)
+    styles = tf.math.l2_normalize(tf.reshape(grams, [-1, k, channels * channels]), axis=2, epsilon=1e-10)
+    cosines = tf.matmul(styles, styles, transpose_b=True)  # (B / k, k, k)
+    off_diagonal = tf.reduce_sum(cosines, axis=[1, 2]) - tf.linalg.trace(cosines)
+    return off_diagonal / (k * (k - 1))

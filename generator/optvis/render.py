@@ -1,4 +1,4 @@
-"""The optimization loop: many units at once, one image per unit, compiled once per shape.
+"""The optimization loop: many units at once, one image per unit (or K, below), compiled once per shape.
 
 A batch holds B units, each with its own image, seed and objective term; the terms are
 independent, so the gradient of their sum gives each image its own ascent direction. Steps of
@@ -12,6 +12,16 @@ spectrum, which then grows to the full size with Adam restarted, by zero-padding
 (`param.pad_spectra`: the same image, upsampled) or by tiling (`param.tile_spectra`: the same
 pixels repeated on a larger canvas), then the full-size phase. The learning-rate schedule and the
 random transforms are keyed by the global step, so they do not depend on where a call stops.
+
+Diversity (`RenderSettings.diversity` K > 1, Olah et al. 2017): each unit gets K images, the K
+consecutive in the batch, each with its own seed derived from the unit's (`image_seeds`). The
+objective then also returns features of each image, and a `diversity` callable measures how
+alike each unit's K images are from them; the ascent subtracts diversity_weight x K x |the
+unit's mean score| (held constant in the gradient) x that similarity, so the weight means the
+same in every layer whatever its activations' scale. The first image of a unit (its master,
+from the unit's own seed) does not move for the penalty: its features are held constant there,
+so it is the image K = 1 draws, and the others move away from it and from each other. With
+K = 1 the graph is the one without diversity.
 """
 
 import math
@@ -44,18 +54,31 @@ def learning_rate(settings, step):
     return tf.where(progress < 0.5, rate, tf.where(progress < 0.75, low, lower)) + 0.0 * step
 
 
+def image_seeds(seeds, k):
+    """The seeds of each unit's `k` images, unit-major (N x k,) int64: the unit's own seed, then
+    k - 1 seeds derived from it (31-bit, by NumPy's SeedSequence; the same on every platform)."""
+    return np.array([seed if j == 0 else int(np.random.SeedSequence([int(seed), j]).generate_state(1)[0]) & 0x7FFFFFFF
+                     for seed in seeds for j in range(k)], np.int64)
+
+
 class Renderer:
     """Draws images that maximize (or minimize) units of one objective.
 
     Args:
         objective: f(images (B, H, W, 3) in [0, 1], units (B,) int) -> (B,) scores; H = W =
-            a phase's size + 2 x its transforms' pad.
+            a phase's size + 2 x its transforms' pad. With settings.diversity K > 1 it returns
+            ((B,) scores, features (B, ...)) instead, B a multiple of K.
         settings: a RenderSettings.
+        diversity: with K > 1, f(features (B, ...), K) -> (B / K,) similarity of each unit's K
+            images (e.g. `objectives.gram_similarity`); unused with K = 1.
     """
 
-    def __init__(self, objective, settings):
+    def __init__(self, objective, settings, diversity=None):
+        if settings.diversity > 1 and diversity is None:
+            raise ValueError("settings.diversity > 1 needs a diversity function")
         self.objective = objective
         self.settings = settings
+        self.diversity = diversity
         self._phases = settings.phases()
         sizes = {phase.size for phase in self._phases} | {settings.size}
         self._scales = {size: tf.constant(param.frequency_scale(size, settings.decay_power)) for size in sizes}
@@ -71,8 +94,9 @@ class Renderer:
             seeds: sequence of N ints; a unit's image depends only on its seed, not its batch.
             signs: optional sequence of N values, +1 to maximize (default) or -1 to minimize.
         Returns:
-            (images, scores): uint8 (N, size, size, 3) RGB, and float32 (N,) final objective
-            values of the untransformed images (pre-activation, sign not applied).
+            (images, scores): uint8 (N x K, size, size, 3) RGB, and float32 (N x K,) final objective
+            values of the untransformed images (pre-activation, sign not applied); K =
+            settings.diversity images per unit, consecutive, the first from the unit's seed.
         """
         return self.render_snapshots(units, seeds, signs, at=(self.settings.steps,))[self.settings.steps]
 
@@ -84,7 +108,7 @@ class Renderer:
         Args:
             at: step counts, each in 0..settings.steps.
         Returns:
-            {step: (images uint8 (N, size, size, 3), scores float32 (N,))} for every step of `at`.
+            {step: (images uint8 (N x K, size, size, 3), scores float32 (N x K,))} for every step of `at`.
         """
         at = sorted(set(int(step) for step in at))
         if not at or at[0] < 0 or at[-1] > self.settings.steps:
@@ -92,14 +116,16 @@ class Renderer:
         count = len(units)
         signs = np.ones(count, np.float32) if signs is None else np.asarray(signs, np.float32)
         collected = {step: ([], []) for step in at}
-        batch = self.settings.batch_size
+        batch, k = self.settings.batch_size, self.settings.diversity
         for start in range(0, count, batch):
             stop = min(start + batch, count)
             chunk = [np.asarray(values)[start:stop] for values in (units, seeds, signs)]
             padded = [np.concatenate([c, np.repeat(c[-1:], batch - len(c))]) for c in chunk]
+            if k > 1:
+                padded = [np.repeat(padded[0], k), image_seeds(padded[1], k), np.repeat(padded[2], k)]
             for step, (images, scores) in self._render_batch(*padded, at).items():
-                collected[step][0].append(images[: stop - start])
-                collected[step][1].append(scores[: stop - start])
+                collected[step][0].append(images[: (stop - start) * k])
+                collected[step][1].append(scores[: (stop - start) * k])
         return {step: (_to_uint8(np.concatenate(images)), np.concatenate(scores))
                 for step, (images, scores) in collected.items()}
 
@@ -139,7 +165,20 @@ class Renderer:
 
     def _final_images(self, spectra, units):
         images = param.spectra_to_rgb(spectra, self._scales[self.settings.size])
-        return images, self.objective(frame(images, self.settings.transforms.pad), units)
+        outputs = self.objective(frame(images, self.settings.transforms.pad), units)
+        return images, outputs[0] if self.settings.diversity > 1 else outputs
+
+    def _total(self, outputs, signs):
+        """What a step ascends: the signed scores, minus the diversity penalty when K > 1."""
+        k = self.settings.diversity
+        if k == 1:
+            return tf.reduce_sum(outputs * signs)
+        scores, features = outputs
+        master = tf.reshape(tf.range(tf.shape(features)[0]) % k == 0, [-1] + [1] * (features.shape.rank - 1))
+        features = tf.where(master, tf.stop_gradient(features), features)
+        magnitude = tf.stop_gradient(tf.reduce_mean(tf.reshape(tf.abs(scores), [-1, k]), axis=1))
+        penalty = self.settings.diversity_weight * k * tf.reduce_sum(magnitude * self.diversity(features, k))
+        return tf.reduce_sum(scores * signs) - penalty
 
     def _optimize_steps(self, spectra, first_moment, second_moment, units, seeds, signs, first, last, adam_start):
         """Adam steps `first`..`last` (global, 1-based, int64 scalars) of one phase; the phase is
@@ -150,8 +189,7 @@ class Renderer:
             with tf.GradientTape() as tape:
                 tape.watch(spectra)
                 images = param.spectra_to_rgb(spectra, scale)
-                scores = self.objective(transforms(images, seeds, step), units)
-                total = tf.reduce_sum(scores * signs)
+                total = self._total(self.objective(transforms(images, seeds, step), units), signs)
             gradient = tape.gradient(total, spectra)
             first_moment = _ADAM_BETA1 * first_moment + (1.0 - _ADAM_BETA1) * gradient
             second_moment = _ADAM_BETA2 * second_moment + (1.0 - _ADAM_BETA2) * gradient * gradient

@@ -10,6 +10,7 @@ from enum import Enum
 
 PARAMETERIZATION = "fft_decorrelated"  # generator.optvis.param
 FRAME_GRAY = 0.5  # the border around every image the network sees, in [0, 1]
+MAX_DIVERSITY = 16  # images per unit (RenderSettings.diversity)
 
 
 class LearningRateSchedule(Enum):
@@ -109,6 +110,11 @@ class RenderSettings:
         lr_schedule: a LearningRateSchedule, over the global step.
         lr_final_fraction: the rate at the end of a decaying schedule, as a fraction of
             `learning_rate`, in (0, 1].
+        diversity: images per unit, 1..MAX_DIVERSITY: with K > 1 each unit gets K images,
+            optimized together, consecutive in the batch, pushed apart by a diversity penalty
+            (`generator.optvis.render`); 1 draws one image per unit as before.
+        diversity_weight: the penalty's weight relative to the objective: the ascent subtracts
+            weight x K x |the unit's mean score| x the mean pairwise similarity of its K images.
     """
 
     size: int
@@ -122,8 +128,14 @@ class RenderSettings:
     coarse_mode: CoarseMode = CoarseMode.UPSAMPLE
     lr_schedule: LearningRateSchedule = LearningRateSchedule.CONSTANT
     lr_final_fraction: float = 0.1
+    diversity: int = 1
+    diversity_weight: float = 0.0
 
     def __post_init__(self):
+        if not 1 <= self.diversity <= MAX_DIVERSITY:
+            raise ValueError(f"diversity must be in 1..{MAX_DIVERSITY} (got {self.diversity})")
+        if self.diversity_weight < 0:
+            raise ValueError(f"diversity_weight must be at least 0 (got {self.diversity_weight})")
         if not isinstance(self.lr_schedule, LearningRateSchedule):
             raise TypeError(f"lr_schedule must be a LearningRateSchedule, not {self.lr_schedule!r}")
         if not 0 < self.lr_final_fraction <= 1:
@@ -155,11 +167,12 @@ class RenderSettings:
         """JSON-ready description for unit records: everything that changes the image.
 
         The batch size is left out: a unit's image does not depend on its batch. The options of
-        this round (coarse-to-fine, learning-rate schedule) are named only when they are on, so
-        records drawn before them stay current.
+        this round (coarse-to-fine, learning-rate schedule, diversity) are named only when they are
+        on, so records drawn before them stay current.
         """
         settings = asdict(self)
-        for name in ("batch_size", "coarse_size", "coarse_steps", "coarse_mode", "lr_schedule", "lr_final_fraction"):
+        for name in ("batch_size", "coarse_size", "coarse_steps", "coarse_mode", "lr_schedule", "lr_final_fraction",
+                     "diversity", "diversity_weight"):
             del settings[name]
         settings["transforms"] = self.transforms.describe()
         settings["parameterization"] = PARAMETERIZATION
@@ -169,6 +182,8 @@ class RenderSettings:
                 settings["coarse_to_fine"]["mode"] = self.coarse_mode.value
         if self.lr_schedule is not LearningRateSchedule.CONSTANT:
             settings["lr_schedule"] = {"name": self.lr_schedule.value, "final_fraction": self.lr_final_fraction}
+        if self.diversity > 1:
+            settings["diversity"] = {"images": self.diversity, "weight": self.diversity_weight}
         return settings
 
 
