@@ -109,7 +109,7 @@ def run_dataset(loaded, site_src, units, options, *, preprocess=None, cache_root
     Args:
         loaded: generator.model.LoadedModel (its conv base is run).
         site_src: the MkDocs docs_dir.
-        units: [(conv layer name, filter index)] to write patches for.
+        units: [(conv layer name, filter index)] to write patches for (none: nothing is done).
         options: dataset_photos.DatasetOptions.
         preprocess: RGB 0..255 -> model input (default generator.model.preprocess).
         cache_root: the activation cache's directory (default: the user cache).
@@ -127,6 +127,8 @@ def run_dataset(loaded, site_src, units, options, *, preprocess=None, cache_root
     model = loaded.conv_base
     size = model.inputs[0].shape[1] or MODEL_INPUT_SIZE
     forward = MaxActivations(model, preprocess)
+    if not targets:
+        return forward
     column_of = {unit: column for column, unit in enumerate(forward.units)}
     columns = np.array([column_of[(target.layer, target.index)] for target in targets], np.int64)
     cache = ActivationCache(loaded.sha256, size, len(forward.units), cache_root)
