@@ -10,6 +10,9 @@ of the filter's receptive field around the max, patches.receptive_box) and a dat
 Photos and licences: generator.dataset_photos. Files: docs/ARCHITECTURE.md.
 """
 
+import time
+from dataclasses import dataclass
+
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
@@ -103,6 +106,26 @@ def rank_dataset(photos, read, forward, cache, columns, k, batch_size, progress=
     return top, sha_of, readable
 
 
+@dataclass(frozen=True)
+class DatasetStats:
+    """What one run_dataset call did.
+
+    Attributes:
+        photos: photos offered; readable: of them ranked (the others were skipped with a warning).
+        forward_passes: batches that ran through the network (0 when every photo was cached).
+        filters: filters asked; written: of them whose patches or dataset.json were (re)written.
+        rank_seconds, write_seconds: wall time of the ranking and of cutting and writing the patches.
+    """
+
+    photos: int
+    readable: int
+    forward_passes: int
+    filters: int
+    written: int
+    rank_seconds: float
+    write_seconds: float
+
+
 def run_dataset(loaded, site_src, units, options, *, preprocess=None, cache_root=None, progress=True, log=print):
     """Rank the dataset photos for the asked filters and write their patches and dataset.json.
 
@@ -116,7 +139,7 @@ def run_dataset(loaded, site_src, units, options, *, preprocess=None, cache_root
         progress: show the progress bar.
         log: receives warnings and one summary line.
     Returns:
-        The MaxActivations used (its `calls` = forward passes run).
+        DatasetStats.
     Raises:
         UserError: a bad folder or LICENSES.csv, an unknown unit, no readable photo.
     """
@@ -128,15 +151,17 @@ def run_dataset(loaded, site_src, units, options, *, preprocess=None, cache_root
     size = model.inputs[0].shape[1] or MODEL_INPUT_SIZE
     forward = MaxActivations(model, preprocess)
     if not targets:
-        return forward
+        return DatasetStats(len(photos), 0, 0, 0, 0, 0.0, 0.0)
     column_of = {unit: column for column, unit in enumerate(forward.units)}
     columns = np.array([column_of[(target.layer, target.index)] for target in targets], np.int64)
     cache = ActivationCache(loaded.sha256, size, len(forward.units), cache_root)
     read = PhotoReader(size, log)
+    started = time.perf_counter()
     top, sha_of, readable = rank_dataset(photos, read, forward, cache, columns, options.patches,
                                          options.batch_size, progress)
     if not readable:
         raise UserError("none of the dataset photos could be read; see the warnings above")
+    ranked = time.perf_counter()
     settings = {"size": size, "resize": RESIZE_MODE, "patches": options.patches,
                 "weights_source": loaded.source, "weights_sha256": loaded.sha256}
     new_records = {}
@@ -146,6 +171,8 @@ def run_dataset(loaded, site_src, units, options, *, preprocess=None, cache_root
         new_records[(target.layer, target.index)] = (
             records.dataset_record(target.layer, target.index, settings, patches), [photo_id for photo_id, _, _ in best])
     written = write_dataset_records(site_src, new_records, photos, read)
-    log(f"dataset examples: {readable} of {len(photos)} photos ranked ({forward.calls} forward passes, "
-        f"the rest cached), {len(targets)} filters, {written} rewritten")
-    return forward
+    stats = DatasetStats(len(photos), readable, forward.calls, len(targets), written, ranked - started,
+                         time.perf_counter() - ranked)
+    log(f"dataset examples: {readable} of {len(photos)} photos ranked in {stats.rank_seconds:.0f} s "
+        f"({forward.calls} forward passes, the rest cached), {written} of {len(targets)} filters written")
+    return stats

@@ -97,7 +97,7 @@ def snapshot(root):
 
 
 def test_stage_writes_patches_with_licences_and_a_rerun_is_all_cached(tmp_path, folder):
-    assert stage(tmp_path, folder).calls == 1  # 3 photos, one batch
+    assert stage(tmp_path, folder).forward_passes == 1  # 3 photos, one batch
     site = tmp_path / "site"
     for layer, index in UNITS:
         unit_dir = records.unit_dir(site, layer, index)
@@ -119,11 +119,11 @@ def test_stage_writes_patches_with_licences_and_a_rerun_is_all_cached(tmp_path, 
     assert len(cached) == 3 and all(path.stat().st_size == 17_024 for path in cached)  # 4,224 filters x 4 bytes
 
     before = snapshot(site)
-    assert stage(tmp_path, folder).calls == 0  # every photo cached: no forward pass
+    assert stage(tmp_path, folder).forward_passes == 0  # every photo cached: no forward pass
     assert snapshot(site) == before  # and nothing rewritten
 
     cached[0].write_bytes(b"damaged")
-    assert stage(tmp_path, folder).calls == 1 and snapshot(site) == before
+    assert stage(tmp_path, folder).forward_passes == 1 and snapshot(site) == before
 
 
 def test_omitted_unlicensed_photos_and_a_smaller_k_remove_only_our_stale_patches(tmp_path, folder):
