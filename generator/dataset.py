@@ -26,6 +26,8 @@ from .patches import TopPatches, patch_entries, write_dataset_records
 from .photos import MODEL_INPUT_SIZE, RESIZE_MODE, PhotoReader
 from .targets import checked_targets, conv_layers, image_spec
 
+FLOAT16_MAX = 65504.0  # cached maxima saturate here
+
 
 class MaxActivations:
     """Every conv filter's max post-ReLU activation over each image, and where it is, in one pass.
@@ -68,6 +70,14 @@ class MaxActivations:
         return maxima.numpy(), positions.numpy()
 
 
+def _file_sha256(path):
+    """sha256 of the file, None when it cannot be read (the reader then skips it with its warning)."""
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
+
+
 def rank_dataset(photos, read, forward, cache, columns, k, batch_size, progress=False):
     """Stream the photos in batches through the cache or the forward pass, keeping each column's top k.
 
@@ -87,14 +97,14 @@ def rank_dataset(photos, read, forward, cache, columns, k, batch_size, progress=
     with tqdm(total=len(photos), desc="ranking photos", unit="photo", disable=not progress, dynamic_ncols=True) as bar:
         for start in range(0, len(photos), batch_size):
             ids = range(start, min(start + batch_size, len(photos)))
-            shas = {photo_id: sha256_file(photos[photo_id].path) for photo_id in ids}
-            found = {photo_id: cache.get(sha) for photo_id, sha in shas.items()}
+            shas = {photo_id: _file_sha256(photos[photo_id].path) for photo_id in ids}
+            found = {photo_id: cache.get(sha) if sha else None for photo_id, sha in shas.items()}
             missing = [(photo_id, read(photos[photo_id])) for photo_id in ids if found[photo_id] is None]
-            missing = [(photo_id, rgb) for photo_id, rgb in missing if rgb is not None]
+            missing = [(photo_id, rgb) for photo_id, rgb in missing if rgb is not None and shas[photo_id]]
             if missing:
                 maxima, positions = forward(np.stack([rgb for _, rgb in missing]))
                 for (photo_id, _), photo_max, photo_where in zip(missing, maxima, positions):
-                    found[photo_id] = (photo_max.astype(np.float16), photo_where.astype(np.uint16))
+                    found[photo_id] = (np.minimum(photo_max, FLOAT16_MAX).astype(np.float16), photo_where.astype(np.uint16))
                     cache.put(shas[photo_id], *found[photo_id])
             done = [photo_id for photo_id in ids if found[photo_id] is not None]
             if done:

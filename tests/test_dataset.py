@@ -82,14 +82,16 @@ def folder(tmp_path):
     for name in ("a.png", "b.png", "sub/c.jpg"):
         (photos / name).parent.mkdir(parents=True, exist_ok=True)
         save(photos, name, rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
+    (photos / "empty.png").write_bytes(b"")  # skipped with a warning
     (photos / "LICENSES.csv").write_text("file,licence,credit\na.png,CC BY 4.0,Ann Author\nsub/c.jpg,CC0,\n")
     return photos
 
 
-def stage(tmp_path, folder, **choices):
+def stage(tmp_path, folder, messages=None, **choices):
     options = DatasetOptions(**({"images_dir": folder, "include_builtin": False, "patches": 2} | choices))
     return run_dataset(tiny_vgg16(), tmp_path / "site", UNITS, options, preprocess=scale_01,
-                       cache_root=tmp_path / "cache", progress=False, log=lambda _: None)
+                       cache_root=tmp_path / "cache", progress=False,
+                       log=(lambda _: None) if messages is None else messages.append)
 
 
 def snapshot(root):
@@ -97,7 +99,10 @@ def snapshot(root):
 
 
 def test_stage_writes_patches_with_licences_and_a_rerun_is_all_cached(tmp_path, folder):
-    assert stage(tmp_path, folder).forward_passes == 1  # 3 photos, one batch
+    messages = []
+    stats = stage(tmp_path, folder, messages)
+    assert (stats.photos, stats.readable, stats.forward_passes, stats.written) == (4, 3, 1, 3)  # one batch
+    assert any("warning: skipping" in message and "empty.png: empty file" in message for message in messages)
     site = tmp_path / "site"
     for layer, index in UNITS:
         unit_dir = records.unit_dir(site, layer, index)
