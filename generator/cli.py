@@ -126,7 +126,8 @@ def _parser():
     stages.add_argument("--no-builtin-images", action="store_true", help="use only the photos of --images")
     stages.add_argument("--no-examples", action="store_true", help="skip the dataset-examples and saliency stages")
     stages.add_argument("--examples-only", action="store_true",
-                        help="only the saliency stage, over the units already in --out, then the pages")
+                        help="only the dataset-examples and saliency stages, over the units already in --out, "
+                             "then the pages")
     stages.add_argument("--render-only", action="store_true", help="only re-render the pages from --out")
     stages.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser

@@ -406,8 +406,8 @@ def dataset_patches(record):
         left, top, right, bottom = patch["box"]
         width, height = max(1, right - left), max(1, bottom - top)
         scale = DATASET_PATCH_SIDE / max(width, height)
-        patches.append(dict(patch, width=width, height=height, shown_width=round(width * scale),
-                            shown_height=round(height * scale), pixelated=max(width, height) < PIXELATED_BELOW))
+        patches.append(dict(patch, shown_width=round(width * scale), shown_height=round(height * scale),
+                            pixelated=max(width, height) < PIXELATED_BELOW))
     return patches
 
 
