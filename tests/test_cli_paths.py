@@ -106,6 +106,14 @@ def test_preview_with_the_saliency_stage(tmp_path):
     stderr = _preview(out, "--images", photos, "--no-builtin-images", "--methods", "vanilla")
     assert "examples: 2 pages from 2 readable photos (0 skipped), 2 units ranked" in stderr
     _check_preview(out, [photo.slug for photo in BUILTIN_PHOTOS[:2]], ["vanilla"])
+    assert "dataset examples: 2 of 2 photos ranked" in stderr
+    records = sorted(out.glob("vgg16/*/*/dataset.json"))
+    assert [path.parent for path in records] == sorted(path.parent for path in out.glob("vgg16/*/*/unit.json"))
+    for path in records:
+        patches = json.loads(path.read_text())["patches"]
+        assert 1 <= len(patches) <= 2 and all(patch["licence"] == "licence unknown" for patch in patches)
+        assert all((path.parent / patch["file"]).is_file() for patch in patches)
+        assert "<h2>Dataset examples</h2>" in (path.parent / "index.md").read_text()
 
 
 @pytest.mark.slow
