@@ -74,7 +74,10 @@ class AtlasRun:
             )
         layers = list(dict.fromkeys(unit.layer for unit in units))
         plans = {layer: plan_layer(layer, self.options) for layer in layers}
-        pending = [u for u in units if not (self.options.resume and self._is_complete(u, plans[u.layer]))]
+        kept = kept_options(self.options)
+        accepted = {layer: [(self.options, plan)] + [(other, plan_layer(layer, other)) for other in kept]
+                    for layer, plan in plans.items()}
+        pending = [u for u in units if not (self.options.resume and self._is_complete(u, accepted[u.layer]))]
         skipped = len(units) - len(pending)
         if skipped:
             self.log(f"resume: {skipped} of {len(units)} units already complete with these settings")
@@ -101,13 +104,13 @@ class AtlasRun:
     def _settings(self, unit, plan):
         return plan.record_settings(unit.seed(self.options.seed), self.options)
 
-    def _is_complete(self, unit, plan):
-        """Complete with the run's settings, or with those of options the run keeps (kept_options)."""
+    def _is_complete(self, unit, accepted):
+        """Complete under one of `accepted` [(options, plan of the unit's layer)]: the run's own, then
+        those of the options it keeps (kept_options)."""
         directory = records.unit_dir(self.site_src, unit.layer, unit.index)
         seed = unit.seed(self.options.seed)
-        candidates = [self._settings(unit, plan)] + [plan_layer(unit.layer, kept).record_settings(seed, kept)
-                                                     for kept in kept_options(self.options)]
-        return any(store.is_complete(directory, settings, self.loaded.sha256) for settings in candidates)
+        return any(store.is_complete(directory, plan.record_settings(seed, options), self.loaded.sha256)
+                   for options, plan in accepted)
 
     def _drawing_model(self, layer):
         """The network of `layer` in the run's precision (quality is always measured in float32)."""
