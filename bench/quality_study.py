@@ -174,8 +174,11 @@ class Study:
 
         from generator.optvis.transform import frame
 
+        from generator.quality import as_drawn
+
         plan = setting_plan(layer, setting)
-        framed = frame(tf.constant(images, tf.float32) / 255.0, plan.settings.transforms.pad)
+        seen = as_drawn(images, plan.settings.size)
+        framed = frame(tf.constant(seen, tf.float32) / 255.0, plan.settings.transforms.pad)
         own = self.scorer(layer)(framed).numpy()[np.arange(len(units)), units]
         path = batch_path(self.out, layer, setting, batch)
         write_npz_atomic(path.with_suffix(".npz"), images=images, units=np.asarray(units))
@@ -226,12 +229,14 @@ def load_setting(out, layer, setting):
 def summarize_setting(study, layer, setting, records, images, reference):
     """One row of the summary: the setting's numbers over all its drawn units (the image measures
     are computed here from the stored images, so they follow the current definitions)."""
-    from generator.quality import VARIANT_NAMES, high_frequency_share, layer_quality, saturated_share, \
+    from generator.quality import VARIANT_NAMES, as_drawn, high_frequency_share, layer_quality, saturated_share, \
         variant_activations
 
     units = [u for record in records for u in record["units"]]
     objective = dict(zip(units, [v for record in records for v in record["objective"]]))
-    pad = setting_plan(layer, setting).settings.transforms.pad
+    settings = setting_plan(layer, setting).settings
+    pad, drawn = settings.transforms.pad, images
+    images = as_drawn(drawn, settings.size)  # a detail phase's images as the network sees them
     _, quality = layer_quality(study.scorer(layer), images, units, pad)
     ratios = [objective[u] / reference[u] for u in units if u in reference and reference[u] > 0]
     own = np.asarray([objective[u] for u in units], np.float32)[:, None]
@@ -245,6 +250,8 @@ def summarize_setting(study, layer, setting, records, images, reference):
         "kept_by_variant_median": {name: round(float(v), 4) for name, v in zip(VARIANT_NAMES, by_variant)},
         "high_frequency_share_median": round(float(np.median([high_frequency_share(i) for i in images])), 5),
         "saturated_share_median": round(float(np.median([saturated_share(i) for i in images])), 5),
+        "image_side": int(drawn.shape[1]),
+        "high_frequency_share_drawn_median": round(float(np.median([high_frequency_share(i) for i in drawn])), 5),
         "gflops_per_image": round(flops / 1e9, 1),
         "wall_seconds_per_image": round(float(np.mean([r["wall_seconds_per_image"] for r in records])), 2),
         "cpu_seconds_per_image": round(float(np.mean([r["cpu_seconds_per_image"] for r in records])), 2),
@@ -309,7 +316,8 @@ def markdown(rows):
 
 def contact_sheet(out, layer, settings, columns=8):
     """A PIL image: one row per setting (label on the left), the first `columns` units drawn in
-    every listed setting, in sample order; None when no unit is common to all of them."""
+    every listed setting, in sample order, at the largest setting's pixels (smaller images enlarged
+    by Lanczos); None when no unit is common to all of them."""
     from PIL import Image, ImageDraw
 
     loaded = {s: load_setting(out, layer, s) for s in settings}
@@ -320,7 +328,7 @@ def contact_sheet(out, layer, settings, columns=8):
     common = [u for u in next(iter(by_setting.values())) if all(u in m for m in by_setting.values())][:columns]
     if not common:
         return None
-    tile, label, gap = next(iter(by_setting.values()))[common[0]].shape[0], 120, 4
+    tile, label, gap = max(m[common[0]].shape[0] for m in by_setting.values()), 160, 4
     sheet = Image.new("RGB", (label + len(common) * (tile + gap), 18 + len(by_setting) * (tile + gap)), "white")
     draw = ImageDraw.Draw(sheet)
     for c, unit in enumerate(common):
@@ -328,8 +336,11 @@ def contact_sheet(out, layer, settings, columns=8):
     for r, (setting, images) in enumerate(by_setting.items()):
         y = 18 + r * (tile + gap)
         draw.text((4, y + tile // 2 - 6), setting, fill="black")
-        for c, unit in enumerate(common):
-            sheet.paste(Image.fromarray(images[unit]), (label + c * (tile + gap), y))
+        for c, unit in enumerate(common):  # smaller images (no detail phase) enlarged, as a browser would
+            picture = Image.fromarray(images[unit])
+            if picture.width < tile:
+                picture = picture.resize((tile, tile), Image.LANCZOS)
+            sheet.paste(picture, (label + c * (tile + gap), y))
     return sheet
 
 

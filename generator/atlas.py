@@ -143,7 +143,8 @@ class AtlasRun:
                 bar.update(len(chunk))
 
     def _write_unit(self, plan, unit, images, negative, objective, seconds):
-        """Write one unit: `images` (K, size, size, 3) uint8, the master first; `negative` or None."""
+        """Write one unit: `images` (K, S, S, 3) uint8 (S the plan's image_size), the master first;
+        `negative` or None."""
         provenance = {
             "weights_source": self.loaded.source,
             "weights_sha256": self.loaded.sha256,

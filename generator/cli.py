@@ -90,7 +90,8 @@ def _parser():
     how.add_argument("--size", type=whole_number, help="image side in pixels, 8-1024 (default: per layer, by receptive field)")
     how.add_argument("--steps", type=whole_number,
                      help="optimization steps, 1-100,000 (default per layer: 512, 256 for blocks 3-5 and classes; "
-                          "preview 128)")
+                          "preview 128); on a schedule with a detail phase (blocks 3-5 of the full atlas), the steps "
+                          "before it: its 16 steps at twice the side come on top")
     how.add_argument("--schedule", choices=sorted(SCHEDULES),
                      help=f"drawing schedule (default: {FULL_SCHEDULE} for blocks 3-5 of the full atlas, "
                           f"{CLASS_SCHEDULE} for its classes, plain elsewhere; classes take only one-phase "

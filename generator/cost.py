@@ -231,10 +231,11 @@ def min_shards(units, options=DrawOptions(), calibration=None):
 
 def batch_memory_bytes(layer, options=DrawOptions()):
     """About how much memory one drawing batch of `layer` needs: every conv activation up to the
-    layer, float32, for each image of the batch (batch size x diversity), three times over (kept
-    for the backward pass, its gradient, and the ReLU masks and temporaries)."""
+    layer at its largest phase's input side, float32, for each image of the batch (batch size x
+    diversity), three times over (kept for the backward pass, its gradient, and the ReLU masks and
+    temporaries)."""
     plan = plan_layer(layer, options)
-    side, total = plan.input_size, 0
+    side, total = max(side for side, _ in plan.phases), 0  # the largest phase (a detail phase)
     for conv in CONV_LAYERS:
         total += conv.filters * (side // conv.stride) ** 2
         if conv.name == layer:
@@ -248,9 +249,10 @@ def check_memory(layers, options=DrawOptions(), available=None):
     for layer in layers:
         needed = batch_memory_bytes(layer, options)
         if needed > 0.8 * available:
-            plan = plan_layer(layer, options)
+            settings = plan_layer(layer, options).settings
+            detail = f" ({settings.detail_size} px in its detail phase)" if settings.detail_size else ""
             raise UserError(
-                f"{layer} at {plan.settings.size} px in batches of {plan.settings.batch_size} needs about "
+                f"{layer} at {settings.size} px{detail} in batches of {settings.batch_size} needs about "
                 f"{needed / 2**30:.0f} GiB, more than this machine's {available / 2**30:.0f} GiB; "
                 "lower --batch-size or --size"
             )

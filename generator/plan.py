@@ -78,6 +78,8 @@ class Schedule:
         scale_range: None (the layer's), or the (min, max) random scale of the transforms.
         coarse_mode: how the coarse spectrum grows (CoarseMode: upsample or tile).
         mirror: warp the image alone, filling by its reflection (Transforms.mirror).
+        detail_ratio: 0, or the detail phase's side / full side (RenderSettings.detail_size).
+        detail_steps: Adam steps of the detail phase, after `steps`.
     """
 
     name: str
@@ -90,6 +92,8 @@ class Schedule:
     scale_range: tuple | None = None
     coarse_mode: CoarseMode = CoarseMode.UPSAMPLE
     mirror: bool = False
+    detail_ratio: int = 0
+    detail_steps: int = 0
 
     def apply(self, settings):
         """`settings` (a layer's RenderSettings; the classes' only for a one-phase schedule) drawn on
@@ -97,8 +101,11 @@ class Schedule:
         coarse_size = 2 * round(settings.size * self.coarse_ratio / 2) if self.coarse_fraction else 0
         if self.coarse_mode is CoarseMode.TILE and coarse_size and settings.size % coarse_size:
             coarse_size = settings.size // round(1 / self.coarse_ratio)
-        return replace(settings, steps=self.steps, coarse_size=coarse_size, coarse_mode=self.coarse_mode,
+        detail_steps = self.detail_steps if self.detail_ratio else 0
+        return replace(settings, steps=self.steps + detail_steps, coarse_size=coarse_size, coarse_mode=self.coarse_mode,
                        coarse_steps=round(self.steps * self.coarse_fraction) if coarse_size else 0,
+                       detail_size=settings.size * self.detail_ratio if detail_steps else 0,
+                       detail_steps=detail_steps,
                        lr_schedule=self.lr_schedule, decay_power=self.decay_power,
                        transforms=replace(settings.transforms, subpixel=self.subpixel, mirror=self.mirror,
                                           scale_range=self.scale_range or settings.transforms.scale_range))
@@ -128,15 +135,19 @@ SCHEDULES = {
         Schedule("tile-256", 256, coarse_fraction=0.75, lr_schedule=_COSINE, coarse_mode=CoarseMode.TILE),
         Schedule("c2f-256-mirror", 256, coarse_fraction=0.75, scale_range=(0.8, 1.25), mirror=True),
         Schedule("mirror-256", 256, scale_range=(0.8, 1.25), mirror=True),  # one phase: classes can use it
+        Schedule("c2f-256-mirror-detail", 256, coarse_fraction=0.75, scale_range=(0.8, 1.25), mirror=True,
+                 detail_ratio=2, detail_steps=16),  # + 16 steps at twice the side: masters worth zooming into
     )
 }
 
 
 # The full atlas draws the filters of blocks 3-5 on this schedule unless another is asked for:
-# at 0.22 of the FLOPs of 512 plain steps it is as specific (1.0), never flat, more robust and
-# has a third of the speckle on block3_conv1, block4_conv2 and block5_conv3 (docs/QUALITY.md).
-# Blocks 1-2 stay plain; the preview keeps its 128 plain steps. Schedule "plain" draws as before.
-FULL_SCHEDULE = "c2f-256-mirror"
+# c2f-256-mirror at 0.22 of the FLOPs of 512 plain steps is as specific (1.0), never flat, more
+# robust and has a third of the speckle on block3_conv1, block4_conv2 and block5_conv3; its 16
+# detail steps at twice the side (0.35 of the FLOPs in all) give masters twice as wide as the unit
+# pages show them, at about the same robustness (docs/QUALITY.md). Blocks 1-2 stay plain; the
+# preview keeps its 128 plain steps. Schedule "plain" draws as before.
+FULL_SCHEDULE = "c2f-256-mirror-detail"
 FULL_SCHEDULE_BLOCKS = (3, 4, 5)
 # The classes' head takes a fixed 224 px input, so they cannot go coarse: the full atlas draws them
 # on this one-phase schedule (half the steps of "plain", the transforms of FULL_SCHEDULE), and a
@@ -253,8 +264,10 @@ class LayerPlan:
         return [(phase.input_size, phase.steps) for phase in self.settings.phases()]
 
 
-def _overrides(options):
-    fields = dict(steps=options.steps, learning_rate=options.learning_rate, batch_size=options.batch_size)
+def _overrides(options, scheduled=False):
+    """The settings `options` override; a schedule has taken --steps already (before its detail phase)."""
+    fields = dict(steps=None if scheduled else options.steps, learning_rate=options.learning_rate,
+                  batch_size=options.batch_size)
     return {key: value for key, value in fields.items() if value is not None}
 
 
@@ -303,8 +316,9 @@ def _single_image_plan(layer, options):
         if options.size is not None and options.size != settings.size:
             raise UserError(f"class images have a fixed size ({settings.size} px + padding = {CLASS_INPUT_SIZE} "
                             "px, the dense head's input); drop --size for classes")
-        settings = _scheduled(settings, _class_schedule(options), options)
-        return LayerPlan(layer, replace(settings, **_overrides(options)), Objective.CLASS_LOGIT)
+        name = _class_schedule(options)
+        settings = _scheduled(settings, name, options)
+        return LayerPlan(layer, replace(settings, **_overrides(options, name is not None)), Objective.CLASS_LOGIT)
     conv = CONV_LAYER_BY_NAME[layer]
     if conv == NEURON_LAYER:
         transforms = Transforms(pad=2, jitter=1, scale_range=(1.0, 1.0), rotate_degrees=0.0)
@@ -319,4 +333,4 @@ def _single_image_plan(layer, options):
     if name is None and options.quality is Quality.FULL and conv.block in FULL_SCHEDULE_BLOCKS:
         name = FULL_SCHEDULE
     settings = _scheduled(settings, name, options)
-    return LayerPlan(layer, replace(settings, **_overrides(options)), Objective.CHANNEL)
+    return LayerPlan(layer, replace(settings, **_overrides(options, name is not None)), Objective.CHANNEL)

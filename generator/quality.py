@@ -24,6 +24,23 @@ HALF_NYQUIST = 0.25  # cycles per pixel
 SATURATED_LEVELS = 2  # a channel value within this of 0 or 255 is clipped by the sigmoid
 
 
+def as_drawn(images, size):
+    """uint8 images (N, S, S, 3) at the side `size` they were drawn for (S a multiple of it): each
+    size x size pixel the mean of its (S / size)**2 pixels, rounded; unchanged when S == size.
+
+    A detail phase (RenderSettings.detail_size) draws images larger than the network sees them;
+    their quality is measured on this area average, the network's view and the unit page's.
+    """
+    images = np.asarray(images)
+    ratio, remainder = divmod(images.shape[1], size)
+    if remainder:
+        raise ValueError(f"images of side {images.shape[1]} are not a multiple of {size}")
+    if ratio == 1:
+        return images
+    blocks = images.reshape(len(images), size, ratio, size, ratio, 3).astype(np.float32)
+    return np.round(blocks.mean(axis=(2, 4))).astype(np.uint8)
+
+
 def is_flat(image):
     """True when a uint8 (H, W, 3) image is nearly uniform."""
     return float(np.asarray(image, np.float32).std()) < FLAT_STD

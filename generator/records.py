@@ -181,6 +181,11 @@ UNIT_SCHEMA = _document_schema(
                     "properties": {"images": {"type": "integer", "minimum": 2, "maximum": 16},
                                    "weight": {"type": "number", "minimum": 0}, "layer": _LAYER},
                 },
+                "detail": {  # a detail phase: the master is `size` pixels wide, the drawing `settings.size`
+                    "type": "object",
+                    "required": ["size", "steps"],
+                    "properties": {"size": {"type": "integer", "minimum": 2}, "steps": {"type": "integer", "minimum": 1}},
+                },
             },
         },
         "provenance": {
@@ -438,6 +443,12 @@ def image_files(record):
     kernel and the diverse images."""
     images = record["images"]
     return [name for key, name in images.items() if name and key != "diverse"] + images.get("diverse", [])
+
+
+def master_side(settings):
+    """The side in pixels of a unit's master under its record `settings`: the detail phase's side
+    when it was drawn with one (settings["detail"]), its drawing size otherwise."""
+    return (settings.get("detail") or settings)["size"]
 
 
 def unit_record(layer, index, settings, provenance, objective, negative=False, diverse=0):

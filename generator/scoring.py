@@ -11,7 +11,7 @@ import numpy as np
 from . import records, store
 from .model import preprocess
 from .optvis.objectives import layer_scores
-from .quality import layer_quality
+from .quality import as_drawn, layer_quality
 
 
 def score_layer(model, site_src, plan, weights_sha256, log=print):
@@ -35,7 +35,9 @@ def score_layer(model, site_src, plan, weights_sha256, log=print):
     ]
     if not drawn:
         return None
-    images = np.stack([store.load_rgb(directory / record["images"]["master"]) for directory, record in drawn])
+    size = plan.settings.size  # masters of a detail phase are measured area-averaged back to it
+    images = np.concatenate([as_drawn(store.load_rgb(directory / record["images"]["master"])[None], size)
+                             for directory, record in drawn])
     scores = layer_scores(model, plan.layer, preprocess, plan.objective.readout)
     per_unit, summary = layer_quality(scores, images, [record["index"] for _, record in drawn],
                                       pad=plan.settings.transforms.pad)

@@ -283,15 +283,20 @@ def _unit_images(record, site_src=None):
     """The record's images with their real pixel sizes (width, height) for attributes and captions.
 
     The sizes come from the master image's header under `site_src`; without it, from settings.size.
+    "shown" is the CSS width of a master drawn with a detail phase (settings.detail): the side it
+    was drawn for, so the page shows it at (at least) twice the pixel density and a zoom shows more.
     """
     names = record["images"]
     declared = int(record["settings"].get("size") or 224)
     width, height = (declared, declared) if site_src is None else \
         image_size(Path(site_src, record["url"], names["master"]), declared)
+    detail = record["settings"].get("detail")
     return {
         "master": names["master"], "width": width, "height": height, "thumb": names["thumb"],
+        # a detail phase's master is shown at the side it was drawn for: half (or less) of its pixels
+        "shown": round(width * declared / detail["size"]) if detail else None,
         "negative": names.get("negative"), "kernel": names.get("kernel"), "diverse": names.get("diverse", []),
-        "pixelated": max(width, height) < PIXELATED_BELOW, "shift": robustness_shift(height),
+        "pixelated": max(width, height) < PIXELATED_BELOW, "shift": robustness_shift(declared if detail else height),  # measured at the drawn-for side
     }
 
 

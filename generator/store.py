@@ -156,7 +156,7 @@ def complete_record(unit_dir, settings):
         return None
     if not all((Path(unit_dir) / name).is_file() for name in records.image_files(record)):
         return None
-    return record if image_side(Path(unit_dir) / record["images"]["master"]) == settings["size"] else None
+    return record if image_side(Path(unit_dir) / record["images"]["master"]) == records.master_side(settings) else None
 
 
 def is_complete(unit_dir, settings, weights_sha256):

@@ -101,7 +101,8 @@ def write_synthetic_unit(site_src, record):
     """Write a record and its images (master, thumbnail, optional negative, kernel and diverse
     images) via the store."""
     seed = record["settings"]["seed"]
-    master = pattern_image(seed, record["settings"]["size"])
+    side = records.master_side(record["settings"])
+    master = pattern_image(seed, side)
     images = {record["images"]["master"]: master, record["images"]["thumb"]: store.thumbnail(master)}
     if record["images"]["negative"]:
         images[record["images"]["negative"]] = 255 - master
@@ -109,7 +110,7 @@ def write_synthetic_unit(site_src, record):
         kernel = pattern_image(seed + 1, 3, noise=0.0)
         images[record["images"]["kernel"]] = np.repeat(np.repeat(kernel, 32, axis=0), 32, axis=1)
     for number, name in enumerate(record["images"].get("diverse", []), start=1):
-        images[name] = pattern_image(seed + 7 * number, record["settings"]["size"])
+        images[name] = pattern_image(seed + 7 * number, side)
     store.write_unit(records.unit_dir(site_src, record["layer"], record["index"]), record, images)
 
 

@@ -145,6 +145,9 @@ def test_thumbnail_opens_unit_page_and_zooms(page, base_url):
     overlay = page.wait_for_selector(".atlas-lightbox img")
     assert overlay.get_attribute("src").endswith("/vgg16/block4_conv2/17/image.webp")
     page.wait_for_function("document.querySelector('.atlas-lightbox img').naturalWidth > 0")
+    shown, natural = page.evaluate("[document.querySelector('.atlas-main img').getBoundingClientRect().width,"
+                                   " document.querySelector('.atlas-lightbox img').naturalWidth]")
+    assert natural == 64 and shown * 2 <= natural, "the master has twice the pixels the page shows"
     page.keyboard.press("Escape")
     assert page.query_selector(".atlas-lightbox") is None
     page.wait_for_load_state("networkidle")
@@ -200,7 +203,7 @@ def test_example_alt_texts_keep_quotes(page, base_url):
 
 
 def test_lightbox_keeps_tiny_images_pixelated(page, base_url):
-    page.goto(base_url + "/vgg16/block4_conv2/17/")  # a 32 px image, shown pixelated on the page
+    page.goto(base_url + "/vgg16/block2_conv1/1/")  # a 32 px image, shown pixelated on the page
     page.wait_for_load_state("networkidle")
     assert page.eval_on_selector(".atlas-main img", "i => getComputedStyle(i).imageRendering") == "pixelated"
     page.click(".atlas-main a.atlas-zoom")
@@ -277,7 +280,7 @@ def test_compare_view_reads_and_writes_its_selection_in_the_url(page, base_url):
     page.wait_for_selector("#atlas-compare[data-ready=true]")
     cards = page.eval_on_selector_all(".atlas-compare__item", "cards => cards.map(c => c.dataset.unit)")
     assert cards == ["block4_conv2/17", "block4_conv2/18"]
-    page.wait_for_function("document.querySelector('.atlas-compare__item img').naturalWidth === 32")
+    page.wait_for_function("document.querySelector('.atlas-compare__item img').naturalWidth === 64")  # detail master
     assert page.inner_text(".atlas-compare__item:nth-child(2) .atlas-compare__placeholder") == "not drawn yet"
     assert "nonsense/3" in page.inner_text(".atlas-compare__message")
     page.fill("#atlas-compare-input", "class 292")

@@ -164,7 +164,7 @@ def _write_unit(site_src, diversity):
     settings = plan_layer("block3_conv1", options).record_settings(42, options)
     provenance = {"weights_source": "embedded", "weights_sha256": "0" * 64, "versions": {}, "created": records.utc_now()}
     record = records.unit_record("block3_conv1", 7, settings, provenance, 3.0, diverse=diversity - 1)
-    image = np.zeros((settings["size"],) * 2 + (3,), np.uint8)
+    image = np.zeros((records.master_side(settings),) * 2 + (3,), np.uint8)
     files = {name: image for name in records.image_files(record)}
     unit_dir = records.unit_dir(site_src, "block3_conv1", 7)
     store.write_unit(unit_dir, record, files)

@@ -109,11 +109,13 @@ def test_out_of_range_options_are_user_errors(options, words):
 
 def test_plans_follow_the_options():
     full, preview = plan_layer("block5_conv3"), plan_layer("block5_conv3", DrawOptions(quality=Quality.PREVIEW))
-    assert (full.settings.size, full.settings.steps) == (160, 256)  # coarse-to-fine (docs/QUALITY.md)
+    assert (full.settings.size, full.settings.steps) == (160, 256 + 16)  # coarse-to-fine, detail (docs/QUALITY.md)
     assert (preview.settings.size, preview.settings.steps) == (80, 128)
     assert plan_layer(NEURON_LAYER.name).objective is Objective.NEURON
     assert plan_layer("predictions").objective is Objective.CLASS_LOGIT and plan_layer("predictions").input_size == 224
-    assert plan_layer("block3_conv1", DrawOptions(steps=7, batch_size=3)).settings.steps == 7
+    assert plan_layer("block3_conv1", DrawOptions(steps=7, batch_size=3)).settings.steps == 7 + 16  # + detail
+    assert plan_layer("block3_conv1", DrawOptions(steps=7, schedule="c2f-256-mirror")).settings.steps == 7
+    assert plan_layer("block2_conv1", DrawOptions(steps=7)).settings.steps == 7
     with pytest.raises(UserError, match="class images have a fixed size"):
         plan_layer("predictions", DrawOptions(size=64))
     settings = plan_layer("block3_conv1").record_settings(12, DrawOptions(precision=Precision.BFLOAT16))
@@ -149,6 +151,17 @@ def test_a_master_of_another_size_than_its_record_is_incomplete(tmp_path):
     sha = record["provenance"]["weights_sha256"]
     assert store.is_complete(unit_dir, record["settings"], sha)
     store.save_image(unit_dir / "image.webp", np.zeros((64, 64, 3), np.uint8))
+    assert not store.is_complete(unit_dir, record["settings"], sha)
+
+
+def test_a_detail_master_is_complete_at_the_detail_side_only(tmp_path):
+    record = filter_record("block4_conv2", 7, size=16)  # the full defaults: a detail phase at 32 px
+    assert record["settings"]["detail"]["size"] == 32 and records.master_side(record["settings"]) == 32
+    write_synthetic_unit(tmp_path, record)
+    unit_dir = tmp_path / "vgg16/block4_conv2/7"
+    sha = record["provenance"]["weights_sha256"]
+    assert store.is_complete(unit_dir, record["settings"], sha)
+    store.save_image(unit_dir / "image.webp", np.zeros((16, 16, 3), np.uint8))  # the drawing size: not it
     assert not store.is_complete(unit_dir, record["settings"], sha)
 
 

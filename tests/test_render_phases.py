@@ -223,19 +223,26 @@ def test_the_plain_schedule_is_the_drawing_before_schedules_and_wide_widens_the_
     assert plan_layer("block4_conv2", DrawOptions(schedule="c2f-256", steps=64)).settings.coarse_steps == 48
 
 
-def test_the_full_atlas_draws_blocks_3_to_5_coarse_to_fine_mirrored_and_the_rest_as_before():
+def test_the_full_atlas_draws_blocks_3_to_5_coarse_to_fine_mirrored_with_detail_and_the_rest_as_before():
     for layer in ("block3_conv1", "block4_conv2", "block5_conv3"):
         settings = plan_layer(layer).settings
-        assert settings == plan_layer(layer, DrawOptions(schedule="c2f-256-mirror")).settings
-        assert settings.steps == 256 and settings.coarse_size == settings.size // 2
-        assert settings.transforms.mirror and settings.phases()[0].transforms.mirror
+        assert settings == plan_layer(layer, DrawOptions(schedule="c2f-256-mirror-detail")).settings
+        assert settings.steps == 256 + 16 and settings.coarse_size == settings.size // 2
+        assert (settings.detail_size, settings.detail_steps) == (2 * settings.size, 16)
+        assert [phase.size for phase in settings.phases()] == [settings.size // 2, settings.size, 2 * settings.size]
+        assert [phase.steps for phase in settings.phases()] == [192, 64, 16]
+        assert settings.transforms.mirror and all(phase.transforms.mirror for phase in settings.phases())
+        assert settings.describe()["detail"] == {"size": 2 * settings.size, "steps": 16}
     assert plan_layer("block2_conv2").settings.coarse_size == 0 and plan_layer("block2_conv2").settings.steps == 512
     assert not plan_layer("block2_conv2").settings.transforms.mirror
     preview = plan_layer("block5_conv3", DrawOptions(quality=Quality.PREVIEW)).settings
     assert (preview.steps, preview.coarse_size) == (128, 0)
     assert plan_layer("block4_conv2", DrawOptions(steps=64)).settings.coarse_steps == 48
     filters = cost.batch_cost("block5_conv3").flops / cost.batch_cost("block5_conv3", DrawOptions(schedule="plain")).flops
-    assert 0.2 < filters < 0.25
+    assert 0.33 < filters < 0.37  # 0.22 without the detail phase; 16 steps at 4x the pixels add 0.125
+    without_detail = DrawOptions(schedule="c2f-256-mirror")
+    assert 0.2 < cost.batch_cost("block5_conv3", without_detail).flops / cost.batch_cost(
+        "block5_conv3", DrawOptions(schedule="plain")).flops < 0.25
 
 
 def _constant_batch(value, size=12):

@@ -73,7 +73,10 @@ def test_captions_state_the_real_image_size_and_the_shift_used(site_src):
     assert '<img src="image.webp" width="10" height="11"' in page
     assert "(10&times;11 px; click to zoom)" in page and "11&times;11" not in page
     assert "shifted by 1&nbsp;px" in page and "4 px" not in page
-    assert "shifted by 2&nbsp;px" in (site_src / "vgg16/block4_conv2/17/index.md").read_text()  # 32 px
+    detail = (site_src / "vgg16/block4_conv2/17/index.md").read_text()  # drawn for 32 px, detail at 64
+    assert "shifted by 2&nbsp;px" in detail  # measured at the 32 px it was drawn for
+    assert '<img src="image.webp" width="32" height="32"' in detail
+    assert "(64&times;64 px, shown at 32 px; click to zoom)" in detail
 
 
 def test_robustness_shift_follows_the_quality_measure():

@@ -10,8 +10,11 @@ retrace either.
 A drawing runs in phases (`RenderSettings.phases`): optionally a coarse phase on a smaller
 spectrum, which then grows to the full size with Adam restarted, by zero-padding
 (`param.pad_spectra`: the same image, upsampled) or by tiling (`param.tile_spectra`: the same
-pixels repeated on a larger canvas), then the full-size phase. The learning-rate schedule and the
-random transforms are keyed by the global step, so they do not depend on where a call stops.
+pixels repeated on a larger canvas), then the full-size phase, and optionally a detail phase:
+the spectrum zero-padded to a multiple of the size and optimized on there, so the images come out
+larger, with finer detail drawn by the network (their scores read them area-averaged back to the
+size). The learning-rate schedule and the random transforms are keyed by the global step, so they
+do not depend on where a call stops.
 
 Diversity (`RenderSettings.diversity` K > 1, Olah et al. 2017): each unit gets K images, the K
 consecutive in the batch, each with its own seed derived from the unit's (`image_seeds`). The
@@ -80,7 +83,7 @@ class Renderer:
         self.settings = settings
         self.diversity = diversity
         self._phases = settings.phases()
-        sizes = {phase.size for phase in self._phases} | {settings.size}
+        sizes = {phase.size for phase in self._phases} | {settings.image_size}
         self._scales = {size: tf.constant(param.frequency_scale(size, settings.decay_power)) for size in sizes}
         self._transforms = {phase.size: phase.transforms for phase in self._phases}
         self._optimize = tf.function(self._optimize_steps)
@@ -94,8 +97,9 @@ class Renderer:
             seeds: sequence of N ints; a unit's image depends only on its seed, not its batch.
             signs: optional sequence of N values, +1 to maximize (default) or -1 to minimize.
         Returns:
-            (images, scores): uint8 (N x K, size, size, 3) RGB, and float32 (N x K,) final objective
-            values of the untransformed images (pre-activation, sign not applied); K =
+            (images, scores): uint8 (N x K, S, S, 3) RGB, S = settings.image_size, and float32 (N x K,)
+            final objective values of the untransformed images at settings.size (pre-activation, sign
+            not applied); K =
             settings.diversity images per unit, consecutive, the first from the unit's seed.
         """
         return self.render_snapshots(units, seeds, signs, at=(self.settings.steps,))[self.settings.steps]
@@ -103,12 +107,12 @@ class Renderer:
     def render_snapshots(self, units, seeds, signs=None, at=()):
         """Like `render`, returning the images after each step count of `at` (one run, not several).
 
-        A snapshot taken during a coarse phase is that phase's image zero-padded to full size.
+        A snapshot taken before the last phase is the image of that moment zero-padded to image_size.
 
         Args:
             at: step counts, each in 0..settings.steps.
         Returns:
-            {step: (images uint8 (N x K, size, size, 3), scores float32 (N x K,))} for every step of `at`.
+            {step: (images uint8 (N x K, S, S, 3), scores float32 (N x K,))} for every step of `at`.
         """
         at = sorted(set(int(step) for step in at))
         if not at or at[0] < 0 or at[-1] > self.settings.steps:
@@ -130,7 +134,7 @@ class Renderer:
                 for step, (images, scores) in collected.items()}
 
     def _render_batch(self, units, seeds, signs, at):
-        """{step: (float images (B, size, size, 3) in [0, 1], scores (B,))} of one full batch."""
+        """{step: (float images (B, S, S, 3) in [0, 1], S = image_size, scores (B,))} of one full batch."""
         units, seeds, signs = (tf.constant(units, tf.int32), tf.constant(seeds, tf.int64),
                                tf.constant(signs, tf.float32))
         first_size = self._phases[0].size if self._phases else self.settings.size
@@ -152,20 +156,23 @@ class Renderer:
         return results
 
     def _snapshot(self, spectra, units):
-        """(images, scores) as NumPy of the current spectra, zero-padded to full size if coarse."""
-        if spectra.shape[3] != self.settings.size:
-            spectra = self._grow(spectra, self.settings.size)
+        """(images, scores) as NumPy of the current spectra, zero-padded to the images' size if smaller."""
+        if spectra.shape[3] != self.settings.image_size:
+            spectra = self._grow(spectra, self.settings.image_size)
         images, scores = self._finish(spectra, units)
         return images.numpy(), scores.numpy()
 
     def _grow(self, spectra, size):
-        """Coarse spectra brought to `size` by the settings' CoarseMode (zero-padding or tiling)."""
-        grow = param.tile_spectra if self.settings.coarse_mode is CoarseMode.TILE else param.pad_spectra
+        """Spectra brought to `size`: a coarse phase's by the settings' CoarseMode (zero-padding or
+        tiling), the full size's to the detail size by zero-padding."""
+        tiled = self.settings.coarse_mode is CoarseMode.TILE and spectra.shape[3] == self.settings.coarse_size
+        grow = param.tile_spectra if tiled else param.pad_spectra
         return tf.constant(grow(spectra.numpy(), size, self.settings.decay_power))
 
     def _final_images(self, spectra, units):
-        images = param.spectra_to_rgb(spectra, self._scales[self.settings.size])
-        outputs = self.objective(frame(images, self.settings.transforms.pad), units)
+        """Images at `image_size`, scored as the network sees them at `size` (area-averaged down)."""
+        images = param.spectra_to_rgb(spectra, self._scales[self.settings.image_size])
+        outputs = self.objective(frame(view_at(images, self.settings.size), self.settings.transforms.pad), units)
         return images, outputs[0] if self.settings.diversity > 1 else outputs
 
     def _total(self, outputs, signs):
@@ -199,6 +206,14 @@ class Renderer:
             rate = learning_rate(self.settings, tf.cast(step, tf.float32))
             spectra = spectra + rate * corrected_first / (tf.sqrt(corrected_second) + _ADAM_EPSILON)
         return spectra, first_moment, second_moment
+
+
+def view_at(images, size):
+    """Images (B, S, S, 3) as the network sees them at side `size` <= S: area-averaged down (a detail
+    phase's images at the scale they were drawn for); unchanged when S == size."""
+    if images.shape[1] == size:
+        return images
+    return tf.image.resize(images, [size, size], method="area")
 
 
 def _step(value):

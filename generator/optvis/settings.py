@@ -115,6 +115,12 @@ class RenderSettings:
             (`generator.optvis.render`); 1 draws one image per unit as before.
         diversity_weight: the penalty's weight relative to the objective: the ascent subtracts
             weight x K x |the unit's mean score| x the mean pairwise similarity of its K images.
+        detail_size: 0 (off), or the side of a last, detail phase, a multiple of `size`: the
+            spectrum is zero-padded from `size` to this side (the same image on a finer grid) and
+            optimized on at that side (`detail_transforms`), so the images come out `detail_size`
+            pixels wide with detail the network drew, not interpolated. Their scores, and the
+            quality measures, read them area-averaged back to `size` (the scale they were drawn for).
+        detail_steps: how many of the `steps` run at `detail_size` (0 with detail_size 0).
     """
 
     size: int
@@ -130,6 +136,8 @@ class RenderSettings:
     lr_final_fraction: float = 0.1
     diversity: int = 1
     diversity_weight: float = 0.0
+    detail_size: int = 0
+    detail_steps: int = 0
 
     def __post_init__(self):
         if not 1 <= self.diversity <= MAX_DIVERSITY:
@@ -147,6 +155,17 @@ class RenderSettings:
                 raise ValueError(f"coarse_steps must be in 1..steps ({self.steps}) (got {self.coarse_steps})")
             if self.coarse_mode is CoarseMode.TILE and self.size % self.coarse_size:
                 raise ValueError(f"tiling needs size {self.size} to be a multiple of coarse_size {self.coarse_size}")
+        if self.detail_size or self.detail_steps:
+            if not (self.detail_size > self.size and self.size % 2 == 0 and self.detail_size % self.size == 0):
+                raise ValueError(f"detail_size must be a multiple of an even size {self.size} (got {self.detail_size})")
+            available = self.steps - (self.coarse_steps if self.coarse_size else 0)
+            if not 0 < self.detail_steps <= available:
+                raise ValueError(f"detail_steps must be in 1..{available} (got {self.detail_steps})")
+
+    @property
+    def image_size(self):
+        """Side of the images drawn: `detail_size` with a detail phase, `size` otherwise."""
+        return self.detail_size or self.size
 
     def phases(self):
         """The drawing's phases in order: a list of `Phase`, each with its size, steps and transforms.
@@ -158,10 +177,20 @@ class RenderSettings:
             tiled = self.coarse_mode is CoarseMode.TILE
             phases.append(Phase(self.coarse_size, self.coarse_steps,
                                 self.transforms if tiled else self.transforms.scaled(self.coarse_size / self.size)))
-        fine_steps = self.steps - (self.coarse_steps if self.coarse_size else 0)
+        fine_steps = self.steps - (self.coarse_steps if self.coarse_size else 0) - self.detail_steps
         if fine_steps > 0 or not phases:
             phases.append(Phase(self.size, fine_steps, self.transforms))
+        if self.detail_size:
+            phases.append(Phase(self.detail_size, self.detail_steps, self.detail_transforms()))
         return [phase for phase in phases if phase.steps > 0]
+
+    def detail_transforms(self):
+        """The detail phase's transforms: pad and jitter grow with the image, and the random scale
+        reaches down to `size`, so the network sees the grown features at the scale they were
+        drawn at as well as at their new size, where it draws finer detail into them."""
+        ratio = self.detail_size / self.size
+        low, high = self.transforms.scale_range
+        return replace(self.transforms.scaled(ratio), scale_range=(low / ratio, high))
 
     def describe(self):
         """JSON-ready description for unit records: everything that changes the image.
@@ -172,7 +201,7 @@ class RenderSettings:
         """
         settings = asdict(self)
         for name in ("batch_size", "coarse_size", "coarse_steps", "coarse_mode", "lr_schedule", "lr_final_fraction",
-                     "diversity", "diversity_weight"):
+                     "diversity", "diversity_weight", "detail_size", "detail_steps"):
             del settings[name]
         settings["transforms"] = self.transforms.describe()
         settings["parameterization"] = PARAMETERIZATION
@@ -184,6 +213,8 @@ class RenderSettings:
             settings["lr_schedule"] = {"name": self.lr_schedule.value, "final_fraction": self.lr_final_fraction}
         if self.diversity > 1:
             settings["diversity"] = {"images": self.diversity, "weight": self.diversity_weight}
+        if self.detail_size:
+            settings["detail"] = {"size": self.detail_size, "steps": self.detail_steps}
         return settings
 
 
