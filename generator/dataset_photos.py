@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .photos import builtin_photos, photo_files
 
 LICENSES_NAME = "LICENSES.csv"
 UNKNOWN_LICENCE = "licence unknown"
@@ -116,11 +117,8 @@ def dataset_photos(options):
     Raises UserError for a bad folder or LICENSES.csv (before any photo is decoded), or when no
     photo is left (e.g. every user photo unlicensed and omitted).
     """
-    from .photos import BUILTIN_PHOTOS, photo_files  # here: the built-in photos import scikit-image,
-    # which the site's base install (--render-only) lacks; the command line imports this module
-
     photos = [DatasetPhoto(photo.title, photo.path, photo.licence, photo.source)
-              for photo in (BUILTIN_PHOTOS if options.include_builtin else ())]
+              for photo in (builtin_photos() if options.include_builtin else ())]
     if options.images_dir is not None:
         folder = options.images_dir
         licences = read_licences(folder)

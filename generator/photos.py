@@ -13,6 +13,7 @@ ends of the long side (as in the usual ImageNet evaluation crop).
 Nothing here imports TensorFlow: `check_images_dir` runs before the model is loaded.
 """
 
+import functools
 import importlib.resources
 import warnings
 from contextlib import contextmanager
@@ -51,14 +52,26 @@ class Photo:
     path: Path
 
 
-def _skimage_data_file(name):
-    return Path(str(importlib.resources.files("skimage") / "data" / name))
+def __getattr__(name):
+    """`BUILTIN_PHOTOS`, made on first use (PEP 562): their files are found in scikit-image's wheel,
+    so importing this module needs no scikit-image (the site's base install lacks it)."""
+    if name == "BUILTIN_PHOTOS":
+        return builtin_photos()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-BUILTIN_PHOTOS = tuple(
-    Photo(slug, title, f"{credit}; shipped as scikit-image sample data (skimage.data.{function})", licence,
-          _skimage_data_file(file_name))
-    for slug, file_name, function, title, credit, licence in (
+@functools.cache
+def builtin_photos():
+    """The built-in photos, a tuple of Photo (imports scikit-image to find their files)."""
+    data = importlib.resources.files("skimage") / "data"
+    return tuple(
+        Photo(slug, title, f"{credit}; shipped as scikit-image sample data (skimage.data.{function})", licence,
+              Path(str(data / file_name)))
+        for slug, file_name, function, title, credit, licence in _BUILTIN)
+
+
+# (slug, file name in skimage/data/, skimage.data function, title, credit, licence)
+_BUILTIN = (
         ("chelsea", "chelsea.png", "chelsea", "Chelsea the cat",
          "photograph by Stefan van der Walt", "CC0 (no copyright restrictions)"),
         ("coffee", "coffee.png", "coffee", "Coffee cup",
@@ -76,7 +89,6 @@ BUILTIN_PHOTOS = tuple(
         ("hubble-deep-field", "hubble_deep_field.jpg", "hubble_deep_field", "Hubble eXtreme Deep Field",
          "NASA, HubbleSite, http://hubblesite.org/newscenter/archive/releases/2012/37/image/a/",
          "public domain (NASA)"),
-    )
 )
 
 
@@ -133,7 +145,7 @@ def gather_photos(images_dir, include_builtin):
 
     Raises UserError when that leaves none, or for a bad `images_dir` (see discover_photos).
     """
-    photos = list(BUILTIN_PHOTOS) if include_builtin else []
+    photos = list(builtin_photos()) if include_builtin else []
     if images_dir is not None:
         photos += discover_photos(images_dir, taken=[photo.slug for photo in photos])
     if not photos:
