@@ -332,5 +332,8 @@ def _single_image_plan(layer, options):
     name = options.schedule
     if name is None and options.quality is Quality.FULL and conv.block in FULL_SCHEDULE_BLOCKS:
         name = FULL_SCHEDULE
+    if name is not None and find_schedule(name).detail_ratio and settings.size % 2:
+        raise UserError(f"--size must be even for the detail phase of {layer}'s schedule {name} (got {settings.size}); "
+                        "choose an even size, or --schedule c2f-256-mirror (no detail phase)")
     settings = _scheduled(settings, name, options)
     return LayerPlan(layer, replace(settings, **_overrides(options, name is not None)), Objective.CHANNEL)

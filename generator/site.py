@@ -287,10 +287,11 @@ def _unit_images(record, site_src=None):
     was drawn for, so the page shows it at (at least) twice the pixel density and a zoom shows more.
     """
     names = record["images"]
-    declared = int(record["settings"].get("size") or 224)
-    width, height = (declared, declared) if site_src is None else \
-        image_size(Path(site_src, record["url"], names["master"]), declared)
-    detail = record["settings"].get("detail")
+    settings = record["settings"]
+    declared = int(settings.get("size") or 224)
+    side = records.master_side(settings) if settings.get("size") else declared
+    width, height = (side, side) if site_src is None else image_size(Path(site_src, record["url"], names["master"]), side)
+    detail = settings.get("detail")
     return {
         "master": names["master"], "width": width, "height": height, "thumb": names["thumb"],
         # a detail phase's master is shown at the side it was drawn for: half (or less) of its pixels

@@ -22,6 +22,7 @@ TINY = ["--layers", "block1_conv2", "--filters", "0:3", "--steps", "3", "--size"
     (["--layers", "block1_conv1", "--learning-rate", "nan"], "(got nan)"),
     (["--layers", "block1_conv1", "--size", "1"], "--size must be at least 8"),
     (["--layers", "block1_conv1", "--size", "100000"], "at most 1,024 (got 100000)"),
+    (["--layers", "block4_conv2", "--size", "75"], "--size must be even for the detail phase of block4_conv2's"),
     (["--layers", "block5_conv3", "--size", "1024"], "at 1024 px (2048 px in its detail phase) in batches of 8 needs about 106 GiB"),
     (["--layers", "block1_conv1", "--steps", "100001"], "--steps must be at least 1 and at most 100,000"),
     (["--layers", "block1_conv1", "--filters", "²"], "malformed filter selection"),
