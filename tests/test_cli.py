@@ -141,10 +141,17 @@ KILL_RUN = ["--layers", "block1_conv2", "--filters", "0:8", "--batch-size", "4",
             "--steps", "40", "--size", "24", "--no-examples", "--no-progress"]
 
 
+def _ctrl_c_as_in_a_terminal():
+    """In the child: SIGINT back to its default, as in a terminal. A suite started in the background
+    (`nohup make test &`) inherits SIGINT ignored, and Python then keeps ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_paused_run(out, marker, stderr=subprocess.DEVNULL):
     """A build.py process (KILL_RUN into `out`), returned once it has paused after its first record."""
     process = subprocess.Popen([sys.executable, "-c", PAUSE_AFTER_FIRST_RECORD, str(out), str(marker), *KILL_RUN,
-                                "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+                                "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr, text=True,
+                               preexec_fn=_ctrl_c_as_in_a_terminal)
     deadline = time.monotonic() + 600  # a guard against a hung run only; the wait ends on the marker
     while not marker.exists():
         assert process.poll() is None, "the run ended before writing its first record"
