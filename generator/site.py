@@ -295,7 +295,7 @@ def _unit_images(record, site_src=None):
     return {
         "master": names["master"], "width": width, "height": height, "thumb": names["thumb"],
         # a detail phase's master is shown at the side it was drawn for: half (or less) of its pixels
-        "shown": round(width * declared / detail["size"]) if detail else None,
+        "shown": declared if detail else None,
         "negative": names.get("negative"), "kernel": names.get("kernel"), "diverse": names.get("diverse", []),
         "pixelated": max(width, height) < PIXELATED_BELOW, "shift": robustness_shift(declared if detail else height),  # measured at the drawn-for side
     }
