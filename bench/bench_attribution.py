@@ -24,7 +24,7 @@ import tensorflow as tf  # noqa: E402
 
 from generator.attribution import Attributor  # noqa: E402
 from generator.model import load_vgg16, preprocess  # noqa: E402
-from generator.photos import BUILTIN_PHOTOS, load_photo  # noqa: E402
+from generator.photos import builtin_photos, load_photo  # noqa: E402
 from generator.ranking import MeanActivations  # noqa: E402
 from generator.saliency_methods import METHOD_NAMES, AttributionSettings  # noqa: E402
 from generator.targets import Target  # noqa: E402
@@ -58,7 +58,7 @@ def main():
     loaded = load_vgg16("embedded")
     settings = AttributionSettings()
     attributor = Attributor(loaded.model, preprocess, settings)
-    photo = load_photo(next(p for p in BUILTIN_PHOTOS if p.slug == "chelsea").path)
+    photo = load_photo(next(p for p in builtin_photos() if p.slug == "chelsea").path)
     print(f"VGG16 conv base, 224x224, CPU threads: {os.cpu_count()}; settings: {settings.as_record()}")
 
     ranker = MeanActivations(loaded.model, preprocess)

@@ -5,7 +5,7 @@ columns `file` and `licence` (or `license`), optionally `credit`, then one row p
 being the photo's path relative to the folder with `/` separators (e.g. `cats/tabby.jpg`). A
 photo without a row has the licence UNKNOWN_LICENCE, or is left out with `unlicensed="omit"`.
 Rows naming files that are not photos of the folder are ignored. The built-in scikit-image photos
-carry their known credits (generator.photos.BUILTIN_PHOTOS).
+carry their known credits (generator.photos.builtin_photos).
 """
 
 import csv

@@ -52,17 +52,11 @@ class Photo:
     path: Path
 
 
-def __getattr__(name):
-    """`BUILTIN_PHOTOS`, made on first use (PEP 562): their files are found in scikit-image's wheel,
-    so importing this module needs no scikit-image (the site's base install lacks it)."""
-    if name == "BUILTIN_PHOTOS":
-        return builtin_photos()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 @functools.cache
 def builtin_photos():
-    """The built-in photos, a tuple of Photo (imports scikit-image to find their files)."""
+    """The built-in photos, a tuple of Photo. Made on first use: their files are found in
+    scikit-image's wheel, so importing this module needs no scikit-image (the site's base install
+    lacks it)."""
     data = importlib.resources.files("skimage") / "data"
     return tuple(
         Photo(slug, title, f"{credit}; shipped as scikit-image sample data (skimage.data.{function})", licence,

@@ -20,7 +20,7 @@ import pytest
 from cli_support import build
 
 from generator.plan import PREVIEW_SIZES
-from generator.photos import BUILTIN_PHOTOS
+from generator.photos import builtin_photos
 from generator.units import Unit, sample_indices
 from generator.fileio import sha256_file
 
@@ -59,7 +59,7 @@ def mark_created(out):
 def _photo_folder(directory, count=2):
     """`count` of the built-in photos copied into `directory` (a user's --images folder)."""
     directory.mkdir()
-    for photo in BUILTIN_PHOTOS[:count]:
+    for photo in builtin_photos()[:count]:
         shutil.copy(photo.path, directory / f"{photo.slug}{photo.path.suffix}")
     return directory
 
@@ -105,7 +105,7 @@ def test_preview_with_the_saliency_stage(tmp_path):
     out = tmp_path / "site_src"
     stderr = _preview(out, "--images", photos, "--no-builtin-images", "--methods", "vanilla")
     assert "examples: 2 pages from 2 readable photos (0 skipped), 2 units ranked" in stderr
-    _check_preview(out, [photo.slug for photo in BUILTIN_PHOTOS[:2]], ["vanilla"])
+    _check_preview(out, [photo.slug for photo in builtin_photos()[:2]], ["vanilla"])
     assert "dataset examples: 2 of 2 photos ranked" in stderr
     records = sorted(out.glob("vgg16/*/*/dataset.json"))
     assert [path.parent for path in records] == sorted(path.parent for path in out.glob("vgg16/*/*/unit.json"))
@@ -120,7 +120,7 @@ def test_preview_with_the_saliency_stage(tmp_path):
 def test_preview_with_every_saliency_method_and_the_builtin_photos(tmp_path):
     out = tmp_path / "site_src"
     _preview(out)
-    _check_preview(out, [photo.slug for photo in BUILTIN_PHOTOS], ["vanilla", "smoothgrad", "guided_backprop",
+    _check_preview(out, [photo.slug for photo in builtin_photos()], ["vanilla", "smoothgrad", "guided_backprop",
                                                                     "integrated_gradients"])
 
 

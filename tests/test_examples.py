@@ -18,7 +18,7 @@ from generator.errors import UserError
 from generator.example_options import ExampleOptions
 from generator.examples import run_examples, run_examples_over_drawn_units
 from generator.model import LoadedModel
-from generator.photos import BUILTIN_PHOTOS
+from generator.photos import builtin_photos
 from generator.records import example_problem, top_examples_problem
 from generator.saliency_methods import AttributionSettings
 from photo_files import bad_files, save
@@ -199,7 +199,7 @@ def test_stage_on_vgg16_embedded_weights_with_the_builtin_photos(tmp_path, embed
     messages = []
     records = run_examples(embedded_vgg16, tmp_path, units=[("block2_conv2", 3), ("block5_conv3", 42)],
                            progress=False, log=messages.append)
-    assert [r.parent.name for r in records] == [p.slug for p in BUILTIN_PHOTOS]
+    assert [r.parent.name for r in records] == [p.slug for p in builtin_photos()]
     top = json.loads((tmp_path / "examples" / "top_examples.json").read_text())
     assert set(top) == {"block2_conv2/3", "block5_conv3/42"} and all(len(v) == 3 for v in top.values())
     chelsea = json.loads(records[0].read_text())

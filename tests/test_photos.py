@@ -6,7 +6,7 @@ from PIL import Image
 
 from generator.errors import UserError
 from generator.photos import (
-    BUILTIN_PHOTOS,
+    builtin_photos,
     RESIZE_MODE,
     UnreadablePhoto,
     check_images_dir,
@@ -97,14 +97,14 @@ def test_unusable_files_raise_unreadable_photo_with_a_reason(tmp_path):
 
 
 def test_builtin_photos_ship_with_credits_and_load():
-    assert len(BUILTIN_PHOTOS) == 6
-    assert len({photo.slug for photo in BUILTIN_PHOTOS}) == 6
-    for photo in BUILTIN_PHOTOS:
+    assert len(builtin_photos()) == 6
+    assert len({photo.slug for photo in builtin_photos()}) == 6
+    for photo in builtin_photos():
         assert photo.path.is_file(), photo.path
         assert photo.source and photo.licence and photo.title
-    chelsea = load_photo(BUILTIN_PHOTOS[0].path)
-    assert BUILTIN_PHOTOS[0].slug == "chelsea" and chelsea.shape == (224, 224, 3)
-    assert "CC0" in BUILTIN_PHOTOS[0].licence and "van der Walt" in BUILTIN_PHOTOS[0].source
+    chelsea = load_photo(builtin_photos()[0].path)
+    assert builtin_photos()[0].slug == "chelsea" and chelsea.shape == (224, 224, 3)
+    assert "CC0" in builtin_photos()[0].licence and "van der Walt" in builtin_photos()[0].source
 
 
 # --- discovery ----------------------------------------------------------------------------------

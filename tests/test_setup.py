@@ -234,7 +234,7 @@ def test_the_photos_modules_import_without_scikit_image():
     """The command line imports them for its checks; the site's base install has no scikit-image."""
     code = ("import generator.photos as photos, generator.dataset_photos\n"
             "assert 'skimage' not in sys.modules\n"
-            "try:\n    photos.BUILTIN_PHOTOS\nexcept ImportError:\n    print('needs scikit-image only when used')\n")
+            "try:\n    photos.builtin_photos()\nexcept ImportError:\n    print('needs scikit-image only when used')\n")
     result = run_without_draw_modules(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "needs scikit-image only when used"
