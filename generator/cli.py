@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .dataset_photos import DEFAULT_PATCHES, MAX_PATCHES, UNLICENSED_CHOICES
 from .errors import UserError
+from .example_options import ExampleOptions
 from .plan import CLASS_SCHEDULE, FULL_SCHEDULE, PREVIEW_LAYERS, PREVIEW_PER_LAYER, SCHEDULES, DrawOptions, Precision, Quality
 from .units import MAX_SHARDS
 
@@ -123,7 +124,11 @@ def _parser():
                         "DIR/LICENSES.csv (file,licence,credit) (default: bundled photos)")
     stages.add_argument("--methods", help="saliency methods, comma list (default all: vanilla, smoothgrad, "
                         "guided_backprop, gradcam, gradcam_plus_plus, scorecam, integrated_gradients)")
-    stages.add_argument("--top-k", type=whole_number, default=3, metavar="K", help="top example photos kept per filter (default 3)")
+    stages.add_argument("--top-k", type=whole_number, default=3, metavar="K",
+                        help="top example photos kept per filter among the saliency pages' photos (default 3)")
+    stages.add_argument("--example-pages", type=whole_number, default=ExampleOptions.max_pages, metavar="N",
+                        help="photos given a saliency-map page: the built-in ones, then --images in name order "
+                             f"(default {ExampleOptions.max_pages}); the dataset examples rank every photo")
     stages.add_argument("--patches", type=whole_number, default=DEFAULT_PATCHES, metavar="K",
                         help=f"dataset patches kept per filter, 1-{MAX_PATCHES} (default {DEFAULT_PATCHES})")
     stages.add_argument("--unlicensed", choices=UNLICENSED_CHOICES, default="keep",
@@ -132,8 +137,9 @@ def _parser():
     stages.add_argument("--no-builtin-images", action="store_true", help="use only the photos of --images")
     stages.add_argument("--no-examples", action="store_true", help="skip the dataset-examples and saliency stages")
     stages.add_argument("--examples-only", action="store_true",
-                        help="only the dataset-examples and saliency stages, over the units already in --out, "
-                             "then the pages")
+                        help="only the dataset-examples and saliency stages, then the pages: the dataset examples "
+                             "of the selected filters, drawn or not (no selection: the units already in --out), "
+                             "saliency maps over the drawn units")
     stages.add_argument("--render-only", action="store_true", help="only re-render the pages from --out")
     stages.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -211,7 +217,7 @@ def example_options(args):
     from .photos import check_images_dir
     from .saliency_methods import parse_methods
 
-    options = ExampleOptions(methods=parse_methods(args.methods), top_k=args.top_k,
+    options = ExampleOptions(methods=parse_methods(args.methods), top_k=args.top_k, max_pages=args.example_pages,
                              include_builtin=not args.no_builtin_images, images_dir=args.images)
     if options.images_dir is not None:
         check_images_dir(options.images_dir)
@@ -352,19 +358,33 @@ def draw(loaded, out, units, options, args):
 
 
 def run_examples_only(args):
+    """The dataset examples of the asked filters (a selection: drawn or not; none: every drawn
+    filter), the saliency stage over the drawn units, then the pages."""
     from . import store
     out = Path(args.out or DEFAULT_OUT)
     examples, dataset = example_options(args), dataset_options(args)
-    if not out.is_dir() or not store.read_records(out):
-        raise UserError(f"{out} holds no drawn units; draw some first, or give the --out of a drawing run")
+    asked = None
+    if args.layers or args.filters or args.preview or args.classes:
+        asked = [(unit.layer, unit.index) for unit in select(args) if unit.kind == "filter"]
+        if not asked:
+            raise UserError("--examples-only ranks photos for filters; the selection holds none (classes have no "
+                            "dataset examples)")
+        writable_directory(out)
+    elif not out.is_dir() or not store.read_records(out):
+        raise UserError(f"{out} holds no drawn units; draw some first, give the --out of a drawing run, "
+                        "or select filters (--layers) to rank photos for before they are drawn")
     with store.output_lock(out):
         loaded = load_model(args.weights)
         from .dataset import run_dataset
         from .examples import run_examples_over_drawn_units
 
-        filters = [(record["layer"], record["index"]) for record in store.read_records(out) if record["kind"] == "filter"]
+        drawn = store.read_records(out)
+        filters = asked or [(record["layer"], record["index"]) for record in drawn if record["kind"] == "filter"]
         run_dataset(loaded, out, filters, dataset, progress=not args.no_progress, log=log)
-        run_examples_over_drawn_units(loaded, out, examples, progress=not args.no_progress, log=log)
+        if drawn:
+            run_examples_over_drawn_units(loaded, out, examples, progress=not args.no_progress, log=log)
+        else:
+            log("saliency maps: no drawn unit in the output yet; skipped")
         render(out)
     return 0
 

@@ -46,7 +46,7 @@ class MaxActivations:
         self.units = [(layer.name, index) for layer in self._layers for index in range(layer.filters)]
         self._source, self._preprocess = model, preprocess
         self._function = None
-        self.calls = 0
+        self.calls = self.images = 0
 
     def _max_and_where(self, x):
         maxima, positions = [], []
@@ -65,6 +65,7 @@ class MaxActivations:
             self._model = keras.Model(self._source.inputs, [layer.output for layer in self._layers])
             self._function = tf.function(self._max_and_where, input_signature=[image_spec(self._source)])
         self.calls += 1
+        self.images += len(rgb_batch)
         x = self._preprocess(tf.constant(np.asarray(rgb_batch, np.float32)))
         maxima, positions = self._function(tf.convert_to_tensor(x, dtype=tf.float32))
         return maxima.numpy(), positions.numpy()
@@ -184,5 +185,6 @@ def run_dataset(loaded, site_src, units, options, *, preprocess=None, cache_root
     stats = DatasetStats(len(photos), readable, forward.calls, len(targets), written, ranked - started,
                          time.perf_counter() - ranked)
     log(f"dataset examples: {readable} of {len(photos)} photos ranked in {stats.rank_seconds:.0f} s "
-        f"({forward.calls} forward passes, the rest cached), {written} of {len(targets)} filters written")
+        f"({forward.calls} forward passes, {readable - forward.images} photos from the cache), "
+        f"{written} of {len(targets)} filters written")
     return stats

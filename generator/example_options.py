@@ -18,8 +18,9 @@ class ExampleOptions:
             `saliency_methods.METHOD_NAMES` order or any order given (lists become tuples).
         unit_method: the method of the per-unit attribution maps.
         top_k: photos kept per asked unit, >= 1.
-        max_pages: example pages written, >= 0 (every photo in some unit's top-k gets its page
-            even beyond it).
+        max_pages: photos the stage reads, ranks and writes a page for, >= 1 (built-in first,
+            then images_dir in name order; the rest of a large folder is left to the dataset
+            examples).
         include_builtin: include the scikit-image sample photos.
         images_dir: a folder of the user's photos, or None.
         attribution: AttributionSettings of the costly methods.
@@ -40,5 +41,5 @@ class ExampleOptions:
         check_methods([*self.methods, self.unit_method])
         if self.top_k < 1:
             raise UserError(f"--top-k must be at least 1 (got {self.top_k})")
-        if self.max_pages < 0:
-            raise UserError(f"the page cap must be at least 0 (got {self.max_pages})")
+        if self.max_pages < 1:
+            raise UserError(f"--example-pages must be at least 1 (got {self.max_pages})")

@@ -25,12 +25,13 @@ def run_examples(loaded, site_src, units=(), classes=(), options=ExampleOptions(
                  progress=True, log=print):
     """Saliency maps on example photos, written under site_src/examples/ (files: docs/ARCHITECTURE.md).
 
-    Every photo (built-in and options.images_dir; unreadable ones skipped with one warning line
-    each) is ranked for the asked `units`. A page is written for every photo in some unit's
-    top-k, then for others in folder order up to options.max_pages: maps of the primary target
-    (explain.choose_primary) and of the asked `classes`, and per unit whose top-k holds the photo
-    its attribution and activation maps. A page with equal settings and weights is kept (resume).
-    Then examples/top_examples.json.
+    The first options.max_pages readable photos (the built-in ones, then options.images_dir in
+    name order; unreadable ones skipped with one warning line each) are ranked for the asked
+    `units`, and each gets a page: maps of the primary target (explain.choose_primary) and of the
+    asked `classes`, and per unit whose top-k holds the photo its attribution and activation
+    maps. The photos after them are not read: a folder of any size costs at most max_pages
+    photos here (the dataset examples, generator.dataset, rank all of it). A page with equal
+    settings and weights is kept (resume). Then examples/top_examples.json.
 
     Args:
         loaded: generator.model.LoadedModel (model, source, sha256, has_top).
@@ -53,13 +54,13 @@ def run_examples(loaded, site_src, units=(), classes=(), options=ExampleOptions(
     size = loaded.model.inputs[0].shape[1] or MODEL_INPUT_SIZE
     read = PhotoReader(size, log)
     ranker = MeanActivations(loaded.model, preprocess) if unit_targets else None
-    ranking = rank_photos(photos, read, ranker, unit_targets, options.top_k, progress)
+    ranking = rank_photos(photos, read, ranker, unit_targets, options.top_k, options.max_pages, progress)
     if not ranking.readable:
         raise UserError("none of the example photos could be read; see the warnings above")
     head = class_head_of(loaded.model, preprocess)
     writer = ExampleWriter(loaded, site_src, options, preprocess, size, head.names if head else None)
     paths = []
-    for photo_id in tqdm(ranking.pages(options.max_pages), desc="saliency maps", unit="photo", disable=not progress):
+    for photo_id in tqdm(ranking.readable, desc="saliency maps", unit="photo", disable=not progress):
         rgb = read(photos[photo_id])
         if rgb is None:
             continue
@@ -69,8 +70,10 @@ def run_examples(loaded, site_src, units=(), classes=(), options=ExampleOptions(
         unit_entries = ranking.entries(photo_id)
         paths.append(writer.write(photos[photo_id], rgb, predictions, primary, other_classes, unit_entries))
     write_top_examples(site_src, photos, ranking)
+    unread = len(photos) - ranking.examined
     log(f"examples: {len(paths)} pages from {len(ranking.readable)} readable photos "
-        f"({len(photos) - len(ranking.readable)} skipped), {len(unit_targets)} units ranked")
+        f"({ranking.examined - len(ranking.readable)} skipped), {len(unit_targets)} units ranked"
+        + (f"; {unread:,} photo{'s' * (unread != 1)} after them not mapped (--example-pages N maps more)" if unread else ""))
     return paths
 
 

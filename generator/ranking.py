@@ -86,23 +86,18 @@ class Ranking:
 
     Attributes:
         units: the asked filter Targets (columns).
-        readable: ids (positions in the photo list) of the photos that could be read, in order.
+        readable: ids (positions in the photo list) of the photos read and ranked, in order: each
+            gets an example page.
         activations: photo id -> float64 (len(units),) mean activations, rounded (ACTIVATION_DIGITS).
         best: per unit, [(photo id, activation)] of its top-k photos, best first.
+        examined: photos looked at (the readable ones and those skipped); those after are not read.
     """
 
     units: list
     readable: list
     activations: dict
     best: list
-
-    def pages(self, max_pages):
-        """Photo ids that get a page, in photo order: every photo in some unit's top-k, then the
-        other readable ones in order while fewer than `max_pages` pages are chosen."""
-        in_top = {photo_id for ranking in self.best for photo_id, _ in ranking}
-        pages = [i for i in self.readable if i in in_top]
-        pages += [i for i in self.readable if i not in in_top][: max(0, max_pages - len(pages))]
-        return sorted(pages)
+    examined: int
 
     def entries(self, photo_id):
         """[{"target", "rank" (0 = best), "activation"}] of the units whose top-k holds the photo."""
@@ -125,15 +120,21 @@ class Ranking:
         return self.activations[photo_id] / np.maximum(self._mean_activations, 1e-12)
 
 
-def rank_photos(photos, read, mean_activations, units, top_k, progress=False):
-    """Read every photo once and rank it for the asked units.
+def rank_photos(photos, read, mean_activations, units, top_k, limit, progress=False):
+    """Read the photos in order until `limit` of them could be read, and rank those for the asked units.
+
+    The saliency stage maps every photo it ranks, so it ranks a bounded few: the cost and the
+    memory (one activation vector per photo) do not grow with the folder. The dataset examples
+    (generator.dataset) rank every photo.
 
     Args:
         photos: the Photos of the run.
-        read: Photo -> uint8 RGB (H, W, 3), or None when unreadable (photos.PhotoReader).
+        read: Photo -> uint8 RGB (H, W, 3), or None when unreadable (photos.PhotoReader; skipped,
+            not counted).
         mean_activations: a MeanActivations of the model, or None when `units` is empty.
         units: filter Targets to rank the photos for.
         top_k: photos kept per unit.
+        limit: readable photos to rank, >= 1; the photos after them are not read.
         progress: show a tqdm progress bar.
     Returns:
         Ranking.
@@ -141,13 +142,18 @@ def rank_photos(photos, read, mean_activations, units, top_k, progress=False):
     column_of = {unit: column for column, unit in enumerate(mean_activations.units)} if units else {}
     columns = [column_of[(target.layer, target.index)] for target in units]
     top = TopExamples(len(units), top_k)
-    readable, activations = [], {}
-    for photo_id, photo in enumerate(tqdm(photos, desc="ranking photos", unit="photo", disable=not progress)):
-        rgb = read(photo)
-        if rgb is None:
-            continue
-        readable.append(photo_id)
-        if units:
-            activations[photo_id] = round_significant(mean_activations(rgb[None])[0][columns])
-            top.add(photo_id, activations[photo_id])
-    return Ranking(list(units), readable, activations, [top.best(column) for column in range(len(units))])
+    readable, activations, examined = [], {}, 0
+    with tqdm(total=min(limit, len(photos)), desc="ranking photos", unit="photo", disable=not progress) as bar:
+        for photo_id, photo in enumerate(photos):
+            if len(readable) == limit:
+                break
+            examined += 1
+            rgb = read(photo)
+            if rgb is None:
+                continue
+            readable.append(photo_id)
+            bar.update()
+            if units:
+                activations[photo_id] = round_significant(mean_activations(rgb[None])[0][columns])
+                top.add(photo_id, activations[photo_id])
+    return Ranking(list(units), readable, activations, [top.best(column) for column in range(len(units))], examined)

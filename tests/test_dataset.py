@@ -103,6 +103,7 @@ def test_stage_writes_patches_with_licences_and_a_rerun_is_all_cached(tmp_path, 
     stats = stage(tmp_path, folder, messages)
     assert (stats.photos, stats.readable, stats.forward_passes, stats.written) == (4, 3, 1, 3)  # one batch
     assert any("warning: skipping" in message and "empty.png: empty file" in message for message in messages)
+    assert "(1 forward passes, 0 photos from the cache)" in messages[-1]
     site = tmp_path / "site"
     for layer, index in UNITS:
         unit_dir = records.unit_dir(site, layer, index)
@@ -128,7 +129,9 @@ def test_stage_writes_patches_with_licences_and_a_rerun_is_all_cached(tmp_path, 
     assert snapshot(site) == before  # and nothing rewritten
 
     cached[0].write_bytes(b"damaged")
-    assert stage(tmp_path, folder).forward_passes == 1 and snapshot(site) == before
+    messages = []
+    assert stage(tmp_path, folder, messages).forward_passes == 1 and snapshot(site) == before
+    assert "(1 forward passes, 2 photos from the cache)" in messages[-1]
 
 
 def test_omitted_unlicensed_photos_and_a_smaller_k_remove_only_our_stale_patches(tmp_path, folder):
@@ -191,6 +194,7 @@ def test_bad_dataset_arguments_are_one_line_and_exit_2_before_tensorflow(tmp_pat
         ["--layers", "block1_conv1", "--patches", "0"],
         ["--layers", "block1_conv1", "--patches", "101"],
         ["--layers", "block1_conv1", "--unlicensed", "drop"],
+        ["--layers", "block1_conv1", "--example-pages", "0"],
         ["--layers", "block1_conv1", "--images", str(tmp_path / "photos")],
         ["--examples-only", "--images", str(tmp_path / "photos")],
     ]
@@ -207,7 +211,7 @@ def test_bad_dataset_arguments_are_one_line_and_exit_2_before_tensorflow(tmp_pat
     results, tensorflow_loaded = json.loads(probe.stdout)
     assert not tensorflow_loaded and not out.exists()
     expected = ["--patches must be at least 1 and at most 100 (got 0)", "(got 101)", "argument --unlicensed: invalid choice",
-                "LICENSES.csv line 1: the header needs the columns file and licence",
+                "--example-pages must be at least 1 (got 0)", "LICENSES.csv line 1: the header needs the columns file and licence",
                 "LICENSES.csv line 1: the header needs the columns file and licence"]
     for (code, stderr), words in zip(results, expected):
         assert code == 2 and len(stderr.strip().splitlines()) == 1 and words in stderr, stderr
@@ -237,3 +241,24 @@ def test_unit_pages_show_the_dataset_grid_and_refuse_a_bad_record(tmp_path, fold
     path.write_text(path.read_text().replace('"index": 0', '"index": 2'))
     with pytest.raises(records.InvalidRecord, match="is for block1_conv1 #2, not the folder's block1_conv1 #0"):
         render_site(site)
+
+
+def test_examples_only_with_a_selection_ranks_filters_before_they_are_drawn(tmp_path, folder):
+    """`--examples-only --layers ...` fills the dataset examples of undrawn filters: their pages
+    show the grid under the "not drawn yet" note; the saliency stage waits for drawn units."""
+    from cli_support import build
+
+    out = tmp_path / "site_src"
+    result = build("--examples-only", "--layers", "block1_conv1", "--filters", "0:2", "--weights", "embedded",
+                   "--images", folder, "--no-builtin-images", "--patches", "2", "--no-progress", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "saliency maps: no drawn unit in the output yet; skipped" in result.stderr
+    assert "3 of 4 photos ranked" in result.stderr and "2 of 2 filters written" in result.stderr
+    for index in (0, 1):
+        unit_dir = records.unit_dir(out, "block1_conv1", index)
+        assert not (unit_dir / "unit.json").exists()
+        record = json.loads((unit_dir / "dataset.json").read_text())
+        assert records.dataset_problem(record, "block1_conv1", index) is None and len(record["patches"]) == 2
+        page = (out / "vgg16" / "block1_conv1" / str(index) / "index.md").read_text()
+        assert "No picture of this filter has been computed" in page and "atlas-dataset" in page
+    assert not (records.unit_dir(out, "block1_conv1", 2) / "dataset.json").exists()  # not selected

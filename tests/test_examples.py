@@ -156,11 +156,19 @@ def test_stage_without_a_head_explains_the_unit_each_photo_excites_most(tmp_path
     assert red["units"][0]["method"] == "guided_backprop"
 
 
-def test_pages_are_capped_but_every_top_example_keeps_its_page(tmp_path, photo_folder):
+def test_pages_are_capped_at_the_first_readable_photos_and_the_rest_is_not_read(tmp_path, photo_folder):
+    """--example-pages N: a folder of any size costs the saliency stage N photos; the top examples
+    are ranked among them, so each keeps its page."""
     folder, _ = photo_folder
     loaded = LoadedModel(colour_model(), "path:colour.weights.h5", "c" * 64, has_top=True)
-    records = run(loaded, tmp_path, folder, [], units=[("conv2", 0)], top_k=1, max_pages=0, methods=["vanilla"])
-    assert [r.parent.name for r in records] == ["red"]
+    messages = []
+    records = run(loaded, tmp_path, folder, messages, units=[("conv2", 0)], top_k=2, max_pages=2, methods=["vanilla"])
+    assert [r.parent.name for r in records] == ["green", "plain"]
+    top = json.loads((tmp_path / "examples" / "top_examples.json").read_text())
+    assert [entry["slug"] for entry in top["conv2/0"]] == ["green", "plain"]
+    assert sum("notes.jpg" in message for message in messages) == 1  # between green and plain: read, skipped
+    assert not any("red.png" in message for message in messages)  # after the cap: never read
+    assert messages[-1].endswith("; 1 photo after them not mapped (--example-pages N maps more)")
 
 
 @pytest.mark.parametrize("options, words", [
@@ -247,7 +255,7 @@ def test_top_examples_keep_their_bytes_when_only_float_noise_moved(tmp_path, pho
 
     photos = discover_photos(photo_folder[0])
     units = [Target("conv2", 0)]
-    written = lambda best: write_top_examples(tmp_path, photos, Ranking(units, [0, 1], {}, [best]))  # noqa: E731
+    written = lambda best: write_top_examples(tmp_path, photos, Ranking(units, [0, 1], {}, [best], examined=2))  # noqa: E731
     assert written([(0, 12.3457), (1, 0.5)])
     path = tmp_path / "examples" / "top_examples.json"
     before = path.read_bytes(), path.stat().st_mtime_ns

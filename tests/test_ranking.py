@@ -87,7 +87,22 @@ def test_ranking_ignores_float_noise_between_runs():
     photos = [Photo(f"p{i}", "", "", "", None) for i in range(3)]
     read = lambda photo: np.full((4, 4, 3), int(photo.slug[1]), np.uint8)  # noqa: E731
     units = [Target("conv1", 0), Target("conv2", 0)]
-    runs = [rank_photos(photos, read, JitteryActivations(2e-7), units, top_k=2) for _ in range(5)]
+    runs = [rank_photos(photos, read, JitteryActivations(2e-7), units, top_k=2, limit=3) for _ in range(5)]
     assert all(run.best == runs[0].best for run in runs)
     assert runs[0].best == [[(0, 3.0), (2, 2.0)], [(0, 2.0), (1, 2.0)]]  # conv2 #0: a tie keeps photo order
     np.testing.assert_array_equal(runs[0].relative_activations(0), [1.5, 1.0])
+
+
+def test_ranking_reads_only_the_first_readable_photos_up_to_its_limit():
+    """A folder of any size costs the saliency stage `limit` photos: the ones after are never read."""
+    photos = [Photo(f"p{i}", "", "", "", None) for i in range(6)]
+    asked = []
+
+    def read(photo):
+        asked.append(photo.slug)
+        return None if photo.slug == "p1" else np.full((4, 4, 3), int(photo.slug[1]) % 3, np.uint8)
+
+    ranking = rank_photos(photos, read, JitteryActivations(0), [Target("conv1", 0)], top_k=2, limit=3)
+    assert asked == ["p0", "p1", "p2", "p3"]  # p1 unreadable: skipped, not counted
+    assert ranking.readable == [0, 2, 3] and ranking.examined == 4
+    assert ranking.best == [[(0, 3.0), (3, 3.0)]] and set(ranking.activations) == {0, 2, 3}

@@ -37,7 +37,7 @@ def test_parse_methods():
     (dict(methods=["occlusion"]), "unknown saliency method"),
     (dict(unit_method="lime"), "unknown saliency method"),
     (dict(top_k=0), "--top-k must be at least 1"),
-    (dict(max_pages=-1), "at least 0"),
+    (dict(max_pages=0), "--example-pages must be at least 1"),
 ])
 def test_bad_options_are_one_line_user_errors(choices, words):
     with pytest.raises(UserError, match=words) as error:
