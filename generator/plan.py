@@ -137,18 +137,27 @@ SCHEDULES = {
         Schedule("mirror-256", 256, scale_range=(0.8, 1.25), mirror=True),  # one phase: classes can use it
         Schedule("c2f-256-mirror-detail", 256, coarse_fraction=0.75, scale_range=(0.8, 1.25), mirror=True,
                  detail_ratio=2, detail_steps=16),  # + 16 steps at twice the side: masters worth zooming into
+        Schedule("plain-detail", 512, detail_ratio=2, detail_steps=16),  # "plain" + the same detail phase
+        # The preview's, at the cost of its former 128 plain steps (0.94 and 1.5 of it by FLOPs):
+        Schedule("c2f-128-mirror-detail", 128, coarse_fraction=0.75, scale_range=(0.8, 1.25), mirror=True,
+                 detail_ratio=2, detail_steps=16),
+        Schedule("plain-128-detail", 128, detail_ratio=2, detail_steps=16),
     )
 }
 
 
-# The full atlas draws the filters of blocks 3-5 on this schedule unless another is asked for:
+# The full atlas draws the filters of blocks 3-5 on FULL_SCHEDULE unless another is asked for:
 # c2f-256-mirror at 0.22 of the FLOPs of 512 plain steps is as specific (1.0), never flat, more
 # robust and has a third of the speckle on block3_conv1, block4_conv2 and block5_conv3; its 16
 # detail steps at twice the side (0.35 of the FLOPs in all) give masters twice as wide as the unit
-# pages show them, at about the same robustness (docs/QUALITY.md). Blocks 1-2 stay plain; the
-# preview keeps its 128 plain steps. Schedule "plain" draws as before.
+# pages show them, at about the same robustness (docs/QUALITY.md). Blocks 1-2 lost specificity
+# with a coarse phase, so they keep their 512 plain steps and add the same detail phase (x1.12).
+# Schedule "plain" draws as before.
 FULL_SCHEDULE = "c2f-256-mirror-detail"
-FULL_SCHEDULE_BLOCKS = (3, 4, 5)
+FULL_SCHEDULES = {1: "plain-detail", 2: "plain-detail", 3: FULL_SCHEDULE, 4: FULL_SCHEDULE, 5: FULL_SCHEDULE}
+# The preview draws the same way in fewer steps, so its masters too are twice as wide as shown.
+PREVIEW_SCHEDULES = {1: "plain-128-detail", 2: "plain-128-detail", 3: "c2f-128-mirror-detail",
+                     4: "c2f-128-mirror-detail", 5: "c2f-128-mirror-detail"}
 # The classes' head takes a fixed 224 px input, so they cannot go coarse: the full atlas draws them
 # on this one-phase schedule (half the steps of "plain", the transforms of FULL_SCHEDULE), and a
 # schedule asked for with --schedule applies to them only when it has no coarse phase.
@@ -195,8 +204,9 @@ class DrawOptions:
         precision: Precision.FLOAT32 or Precision.BFLOAT16.
         negative: also draw the image that minimizes each unit.
         resume: skip units already complete with the same settings (False: --force).
-        schedule: None (the per-layer default: FULL_SCHEDULE for the full atlas' blocks 3-5,
-            CLASS_SCHEDULE for its classes, plain steps elsewhere), or the name of one of
+        schedule: None (the per-layer default: FULL_SCHEDULES or PREVIEW_SCHEDULES by block for
+            the filters, CLASS_SCHEDULE for the full atlas' classes, plain steps for the preview's),
+            or the name of one of
             SCHEDULES, applied to filter layers (block1_conv1 keeps its plan) and, when it has no
             coarse phase, to the classes; --steps overrides its total steps, keeping its coarse share.
         diversity: images per unit, 1..16 (K > 1: K images pushed apart; 1: one image, as before).
@@ -330,8 +340,8 @@ def _single_image_plan(layer, options):
     settings = RenderSettings(size=options.size or default_size, steps=steps,
                               batch_size=BATCH_SIZES[conv.block], transforms=transforms)
     name = options.schedule
-    if name is None and options.quality is Quality.FULL and conv.block in FULL_SCHEDULE_BLOCKS:
-        name = FULL_SCHEDULE
+    if name is None:
+        name = (FULL_SCHEDULES if options.quality is Quality.FULL else PREVIEW_SCHEDULES)[conv.block]
     if name is not None and find_schedule(name).detail_ratio and settings.size % 2:
         raise UserError(f"--size must be even for the detail phase of {layer}'s schedule {name} (got {settings.size}); "
                         "choose an even size, or --schedule c2f-256-mirror (no detail phase)")

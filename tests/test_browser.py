@@ -203,7 +203,7 @@ def test_example_alt_texts_keep_quotes(page, base_url):
 
 
 def test_lightbox_keeps_tiny_images_pixelated(page, base_url):
-    page.goto(base_url + "/vgg16/block2_conv1/1/")  # a 32 px image, shown pixelated on the page
+    page.goto(base_url + "/vgg16/block1_conv1/0/")  # the neuron's tiny image (no detail phase), shown pixelated
     page.wait_for_load_state("networkidle")
     assert page.eval_on_selector(".atlas-main img", "i => getComputedStyle(i).imageRendering") == "pixelated"
     page.click(".atlas-main a.atlas-zoom")

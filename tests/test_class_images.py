@@ -28,6 +28,7 @@ from PIL import Image
 
 from generator import cli
 from generator import model as model_module
+from generator import records
 from generator.plan import CLASS_INPUT_SIZE, plan_layer
 from generator.model import load_vgg16
 from generator.quality import FLAT_STD
@@ -168,7 +169,8 @@ def test_a_weights_file_with_the_head_also_draws_filters(class_site, full_weight
     assert record["provenance"]["weights_sha256"] == sha256_file(full_weights)
     size = record["settings"]["size"]
     assert size == plan_layer(FILTER_LAYER).settings.size != 224
-    assert Image.open(unit / "image.webp").size == (size, size)
+    side = records.master_side(record["settings"])  # twice the size: a detail phase
+    assert side == 2 * size and Image.open(unit / "image.webp").size == (side, side)
 
 
 # --------------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def test_run_writes_records_and_manifest_then_resumes(tmp_path):
     assert first.returncode == 0, first.stderr
     assert len(records(out)) == 4
     record = json.loads((out / "vgg16/block2_conv1/1/unit.json").read_text())
-    assert record["settings"]["steps"] == 3 and record["settings"]["size"] == 16
+    assert record["settings"]["steps"] == 3 + 16 and record["settings"]["size"] == 16  # + the detail phase
     assert record["provenance"]["weights_source"] == "embedded"
     assert record["results"]["flat"] is False
     assert (out / "vgg16/block1_conv1/0/kernel.png").is_file()
@@ -93,7 +93,7 @@ def test_run_writes_records_and_manifest_then_resumes(tmp_path):
     changed = build(*args, "--steps", "4", *TINY[2:])
     assert changed.returncode == 0, changed.stderr
     assert "resume:" not in changed.stderr
-    assert json.loads((out / "vgg16/block2_conv1/1/unit.json").read_text())["settings"]["steps"] == 4
+    assert json.loads((out / "vgg16/block2_conv1/1/unit.json").read_text())["settings"]["steps"] == 4 + 16
 
 
 def test_full_defaults_draw_blocks_3_to_5_masters_at_twice_the_side_and_resume_them(tmp_path):

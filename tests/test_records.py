@@ -110,12 +110,17 @@ def test_out_of_range_options_are_user_errors(options, words):
 def test_plans_follow_the_options():
     full, preview = plan_layer("block5_conv3"), plan_layer("block5_conv3", DrawOptions(quality=Quality.PREVIEW))
     assert (full.settings.size, full.settings.steps) == (160, 256 + 16)  # coarse-to-fine, detail (docs/QUALITY.md)
-    assert (preview.settings.size, preview.settings.steps) == (80, 128)
+    assert (preview.settings.size, preview.settings.steps, preview.settings.detail_size) == (80, 128 + 16, 160)
+    assert preview.phases == [(46, 96), (92, 32), (184, 16)]  # coarse at half the side, full, detail at twice
+    block1 = plan_layer("block1_conv2")
+    assert (block1.settings.coarse_steps, block1.phases) == (0, [(56, 512), (112, 16)])  # no coarse phase: plain + detail
     assert plan_layer(NEURON_LAYER.name).objective is Objective.NEURON
     assert plan_layer("predictions").objective is Objective.CLASS_LOGIT and plan_layer("predictions").input_size == 224
     assert plan_layer("block3_conv1", DrawOptions(steps=7, batch_size=3)).settings.steps == 7 + 16  # + detail
     assert plan_layer("block3_conv1", DrawOptions(steps=7, schedule="c2f-256-mirror")).settings.steps == 7
-    assert plan_layer("block2_conv1", DrawOptions(steps=7)).settings.steps == 7
+    assert plan_layer("block2_conv1", DrawOptions(steps=7)).settings.steps == 7 + 16
+    assert plan_layer("block2_conv1", DrawOptions(steps=7, schedule="plain")).settings.steps == 7
+    assert plan_layer(NEURON_LAYER.name).phases == [(15, 512)]  # the neuron keeps its plan
     with pytest.raises(UserError, match="class images have a fixed size"):
         plan_layer("predictions", DrawOptions(size=64))
     settings = plan_layer("block3_conv1").record_settings(12, DrawOptions(precision=Precision.BFLOAT16))
@@ -150,7 +155,8 @@ def test_a_master_of_another_size_than_its_record_is_incomplete(tmp_path):
     unit_dir = tmp_path / "vgg16/block2_conv1/5"
     sha = record["provenance"]["weights_sha256"]
     assert store.is_complete(unit_dir, record["settings"], sha)
-    store.save_image(unit_dir / "image.webp", np.zeros((64, 64, 3), np.uint8))
+    side = records.master_side(record["settings"]) + 16
+    store.save_image(unit_dir / "image.webp", np.zeros((side, side, 3), np.uint8))
     assert not store.is_complete(unit_dir, record["settings"], sha)
 
 

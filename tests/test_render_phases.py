@@ -214,7 +214,9 @@ def test_high_frequency_share_separates_smooth_noise_and_grids():
 
 
 def test_the_plain_schedule_is_the_drawing_before_schedules_and_wide_widens_the_scale():
-    assert plan_layer("block2_conv1", DrawOptions(schedule="plain")).settings == plan_layer("block2_conv1").settings
+    default = plan_layer("block2_conv1").settings  # plain-detail: "plain" and a detail phase
+    assert plan_layer("block2_conv1", DrawOptions(schedule="plain")).settings == replace(
+        default, steps=512, detail_size=0, detail_steps=0)
     plain = plan_layer("block5_conv3", DrawOptions(schedule="plain")).settings
     assert (plain.size, plain.steps, plain.coarse_size, plain.transforms.scale_range) == (160, 512, 0, (0.9, 1.1))
     assert plan_layer("block4_conv2", DrawOptions(schedule="plain", steps=64)).settings.steps == 64
@@ -223,7 +225,7 @@ def test_the_plain_schedule_is_the_drawing_before_schedules_and_wide_widens_the_
     assert plan_layer("block4_conv2", DrawOptions(schedule="c2f-256", steps=64)).settings.coarse_steps == 48
 
 
-def test_the_full_atlas_draws_blocks_3_to_5_coarse_to_fine_mirrored_with_detail_and_the_rest_as_before():
+def test_the_full_atlas_draws_blocks_3_to_5_coarse_to_fine_mirrored_and_every_filter_layer_with_detail():
     for layer in ("block3_conv1", "block4_conv2", "block5_conv3"):
         settings = plan_layer(layer).settings
         assert settings == plan_layer(layer, DrawOptions(schedule="c2f-256-mirror-detail")).settings
@@ -233,10 +235,13 @@ def test_the_full_atlas_draws_blocks_3_to_5_coarse_to_fine_mirrored_with_detail_
         assert [phase.steps for phase in settings.phases()] == [192, 64, 16]
         assert settings.transforms.mirror and all(phase.transforms.mirror for phase in settings.phases())
         assert settings.describe()["detail"] == {"size": 2 * settings.size, "steps": 16}
-    assert plan_layer("block2_conv2").settings.coarse_size == 0 and plan_layer("block2_conv2").settings.steps == 512
-    assert not plan_layer("block2_conv2").settings.transforms.mirror
+    block2 = plan_layer("block2_conv2").settings
+    assert (block2.coarse_size, block2.steps, block2.detail_size, block2.transforms.mirror) == (0, 512 + 16, 128, False)
     preview = plan_layer("block5_conv3", DrawOptions(quality=Quality.PREVIEW)).settings
-    assert (preview.steps, preview.coarse_size) == (128, 0)
+    assert (preview.steps, preview.coarse_size, preview.detail_size) == (128 + 16, 40, 160) and preview.transforms.mirror
+    preview_cost = cost.batch_cost("block5_conv3", DrawOptions(quality=Quality.PREVIEW)).flops / cost.batch_cost(
+        "block5_conv3", DrawOptions(quality=Quality.PREVIEW, schedule="plain", steps=128)).flops
+    assert 0.9 < preview_cost < 1.0  # the preview's 128 plain steps cost about as much
     assert plan_layer("block4_conv2", DrawOptions(steps=64)).settings.coarse_steps == 48
     filters = cost.batch_cost("block5_conv3").flops / cost.batch_cost("block5_conv3", DrawOptions(schedule="plain")).flops
     assert 0.33 < filters < 0.37  # 0.22 without the detail phase; 16 steps at 4x the pixels add 0.125

@@ -9,14 +9,16 @@ from generator.optvis.objectives import layer_scores, unit_objective
 from generator.optvis.render import Renderer
 from generator.optvis.transform import frame
 from generator.plan import DrawOptions, Quality, plan_layer
-from generator.quality import layer_quality
+from generator.quality import as_drawn, layer_quality
 
 
 def draw(loaded, layer, units, size, steps):
+    """The preview's plan of `layer` (size, steps before its detail phase: None for its defaults);
+    the images area-averaged back to the side the network saw, as the atlas scores them."""
     plan = plan_layer(layer, DrawOptions(quality=Quality.PREVIEW, size=size, steps=steps))
     scores = layer_scores(loaded.model, layer, preprocess, plan.objective.readout)
     images, final = Renderer(unit_objective(scores), plan.settings).render(units, seeds=[100 + u for u in units])
-    return plan, scores, images, final
+    return plan, scores, as_drawn(images, plan.settings.size), final
 
 
 def test_block1_conv1_images_resemble_their_kernels(embedded_vgg16):
