@@ -29,7 +29,7 @@ from pathlib import Path
 from .dataset_photos import DEFAULT_PATCHES, MAX_PATCHES, UNLICENSED_CHOICES
 from .errors import UserError
 from .example_options import ExampleOptions
-from .plan import CLASS_SCHEDULE, FULL_SCHEDULES, PREVIEW_LAYERS, PREVIEW_PER_LAYER, SCHEDULES, DrawOptions, Precision, Quality
+from .plan import CLASS_SCHEDULE, FULL_SCHEDULES, PREVIEW_LAYERS, PREVIEW_SCHEDULES, PREVIEW_PER_LAYER, SCHEDULES, DrawOptions, Precision, Quality
 from .units import MAX_SHARDS
 
 DEFAULT_OUT = "site_src"
@@ -91,12 +91,14 @@ def _parser():
     how.add_argument("--size", type=whole_number, help="image side in pixels, 8-1024 (default: per layer, by receptive field)")
     how.add_argument("--steps", type=whole_number,
                      help="optimization steps, 1-100,000 (default per layer: 512, 256 for blocks 3-5 and classes; "
-                          "preview 128); on a schedule with a detail phase (the full atlas' filters), the steps "
+                          "preview 128); on a schedule with a detail phase (every filter layer's default but "
+                          "block1_conv1's), the steps "
                           "before it: its 16 steps at twice the side come on top")
     how.add_argument("--schedule", choices=sorted(SCHEDULES),
                      help=f"drawing schedule (default for the full atlas: {FULL_SCHEDULES[1]} for blocks 1-2, "
-                          f"{FULL_SCHEDULES[3]} for blocks 3-5, {CLASS_SCHEDULE} for its classes; classes take "
-                          "only one-phase schedules; docs/QUALITY.md)")
+                          f"{FULL_SCHEDULES[3]} for blocks 3-5, {CLASS_SCHEDULE} for its classes; for the preview: "
+                          f"{PREVIEW_SCHEDULES[1]} and {PREVIEW_SCHEDULES[3]}; classes take only one-phase "
+                          "schedules; docs/QUALITY.md)")
     how.add_argument("--learning-rate", type=decimal_number, help="Adam learning rate, above 0 and at most 10 (default 0.05)")
     how.add_argument("--batch-size", type=whole_number, help="units drawn together, 1-1,024 (default per layer)")
     how.add_argument("--seed", type=whole_number, default=0, help="run-wide seed mixed into every unit's seed")
