@@ -206,9 +206,9 @@ class DrawOptions:
         resume: skip units already complete with the same settings (False: --force).
         schedule: None (the per-layer default: FULL_SCHEDULES or PREVIEW_SCHEDULES by block for
             the filters, CLASS_SCHEDULE for the full atlas' classes, plain steps for the preview's),
-            or the name of one of
-            SCHEDULES, applied to filter layers (block1_conv1 keeps its plan) and, when it has no
-            coarse phase, to the classes; --steps overrides its total steps, keeping its coarse share.
+            or the name of one of SCHEDULES, applied to filter layers (block1_conv1 keeps its plan)
+            and, when it has no coarse phase, to the classes; --steps overrides its total steps
+            (before a detail phase), keeping its coarse share.
         diversity: images per unit, 1..16 (K > 1: K images pushed apart; 1: one image, as before).
     """
 
