@@ -120,6 +120,9 @@ class AtlasRun:
         return self._drawing_models[kind]
 
     def _draw_layer(self, plan, units, bar):
+        # A job smaller than a batch is one batch of its own size: padding it to the layer's batch
+        # would draw copies for nothing (a unit's image does not depend on its batch).
+        plan = replace(plan, settings=replace(plan.settings, batch_size=min(plan.settings.batch_size, len(units))))
         model, readout = self._drawing_model(plan.layer), plan.objective.readout
         renderer = Renderer(unit_objective(layer_scores(model, plan.layer, preprocess, readout, plan.diversity_layer)),
                             plan.settings, gram_similarity)

@@ -91,9 +91,9 @@ def _parser():
     how.add_argument("--size", type=whole_number, help="image side in pixels, 8-1024 (default: per layer, by receptive field)")
     how.add_argument("--steps", type=whole_number,
                      help="optimization steps, 1-100,000 (default per layer: 512, 256 for blocks 3-5 and classes; "
-                          "preview 128); on a schedule with a detail phase (every filter layer's default but "
-                          "block1_conv1's), the steps "
-                          "before it: its 16 steps at twice the side come on top")
+                          "preview 128); on a schedule with a detail phase (every default but block1_conv1's), "
+                          "the steps before it: its steps at twice the side come on top (16; 32 for the "
+                          "full atlas' classes; never more than --steps)")
     how.add_argument("--schedule", choices=sorted(SCHEDULES),
                      help=f"drawing schedule (default for the full atlas: {FULL_SCHEDULES[1]} for blocks 1-2, "
                           f"{FULL_SCHEDULES[3]} for blocks 3-5, {CLASS_SCHEDULE} for its classes; for the preview: "

@@ -79,7 +79,8 @@ class Schedule:
         coarse_mode: how the coarse spectrum grows (CoarseMode: upsample or tile).
         mirror: warp the image alone, filling by its reflection (Transforms.mirror).
         detail_ratio: 0, or the detail phase's side / full side (RenderSettings.detail_size).
-        detail_steps: Adam steps of the detail phase, after `steps`.
+        detail_steps: Adam steps of the detail phase, after `steps` (at most `steps`: a short
+            drawing, e.g. --steps 2, gets as short a detail phase).
     """
 
     name: str
@@ -101,7 +102,7 @@ class Schedule:
         coarse_size = 2 * round(settings.size * self.coarse_ratio / 2) if self.coarse_fraction else 0
         if self.coarse_mode is CoarseMode.TILE and coarse_size and settings.size % coarse_size:
             coarse_size = settings.size // round(1 / self.coarse_ratio)
-        detail_steps = self.detail_steps if self.detail_ratio else 0
+        detail_steps = min(self.detail_steps, self.steps) if self.detail_ratio else 0  # never longer than the drawing
         return replace(settings, steps=self.steps + detail_steps, coarse_size=coarse_size, coarse_mode=self.coarse_mode,
                        coarse_steps=round(self.steps * self.coarse_fraction) if coarse_size else 0,
                        detail_size=settings.size * self.detail_ratio if detail_steps else 0,
@@ -142,6 +143,9 @@ SCHEDULES = {
         Schedule("c2f-128-mirror-detail", 128, coarse_fraction=0.75, scale_range=(0.8, 1.25), mirror=True,
                  detail_ratio=2, detail_steps=16),
         Schedule("plain-128-detail", 128, detail_ratio=2, detail_steps=16),
+        # The classes': one phase (their head's input is fixed) then a detail phase in which the
+        # head sees random views of the image at twice the side (RenderSettings.detail_view).
+        Schedule("mirror-256-detail", 256, scale_range=(0.8, 1.25), mirror=True, detail_ratio=2, detail_steps=32),
     )
 }
 
@@ -159,9 +163,11 @@ FULL_SCHEDULES = {1: "plain-detail", 2: "plain-detail", 3: FULL_SCHEDULE, 4: FUL
 PREVIEW_SCHEDULES = {1: "plain-128-detail", 2: "plain-128-detail", 3: "c2f-128-mirror-detail",
                      4: "c2f-128-mirror-detail", 5: "c2f-128-mirror-detail"}
 # The classes' head takes a fixed 224 px input, so they cannot go coarse: the full atlas draws them
-# on this one-phase schedule (half the steps of "plain", the transforms of FULL_SCHEDULE), and a
-# schedule asked for with --schedule applies to them only when it has no coarse phase.
-CLASS_SCHEDULE = "mirror-256"
+# on one phase (half the steps of "plain", the transforms of FULL_SCHEDULE), then 32 detail steps at
+# twice the side, seen through random views (x1.125); the preview on its 128 plain steps plus 16
+# such steps. A schedule asked for with --schedule applies to them only when it has no coarse phase.
+CLASS_SCHEDULE = "mirror-256-detail"
+PREVIEW_CLASS_SCHEDULE = "plain-128-detail"
 
 
 def find_schedule(name):
@@ -205,10 +211,10 @@ class DrawOptions:
         negative: also draw the image that minimizes each unit.
         resume: skip units already complete with the same settings (False: --force).
         schedule: None (the per-layer default: FULL_SCHEDULES or PREVIEW_SCHEDULES by block for
-            the filters, CLASS_SCHEDULE for the full atlas' classes, plain steps for the preview's),
+            the filters, CLASS_SCHEDULE or PREVIEW_CLASS_SCHEDULE for the classes),
             or the name of one of SCHEDULES, applied to filter layers (block1_conv1 keeps its plan)
             and, when it has no coarse phase, to the classes; --steps overrides its total steps
-            (before a detail phase), keeping its coarse share.
+            (before a detail phase, which runs at most as many), keeping its coarse share.
         diversity: images per unit, 1..16 (K > 1: K images pushed apart; 1: one image, as before).
     """
 
@@ -292,11 +298,11 @@ def _scheduled(settings, name, options):
 
 
 def _class_schedule(options):
-    """The schedule name the classes are drawn on under `options` (None: plain steps)."""
+    """The name of the schedule the classes are drawn on under `options`."""
     asked = options.schedule
     if asked is not None and not find_schedule(asked).coarse_fraction:
         return asked
-    return CLASS_SCHEDULE if options.quality is Quality.FULL else None
+    return CLASS_SCHEDULE if options.quality is Quality.FULL else PREVIEW_CLASS_SCHEDULE
 
 
 def diversity_layer(layer):
@@ -328,7 +334,8 @@ def _single_image_plan(layer, options):
                             "px, the dense head's input); drop --size for classes")
         name = _class_schedule(options)
         settings = _scheduled(settings, name, options)
-        return LayerPlan(layer, replace(settings, **_overrides(options, name is not None)), Objective.CLASS_LOGIT)
+        settings = replace(settings, detail_view=bool(settings.detail_size), **_overrides(options, True))
+        return LayerPlan(layer, settings, Objective.CLASS_LOGIT)
     conv = CONV_LAYER_BY_NAME[layer]
     if conv == NEURON_LAYER:
         transforms = Transforms(pad=2, jitter=1, scale_range=(1.0, 1.0), rotate_degrees=0.0)

@@ -184,7 +184,8 @@ UNIT_SCHEMA = _document_schema(
                 "detail": {  # a detail phase: the master is `size` pixels wide, the drawing `settings.size`
                     "type": "object",
                     "required": ["size", "steps"],
-                    "properties": {"size": {"type": "integer", "minimum": 2}, "steps": {"type": "integer", "minimum": 1}},
+                    "properties": {"size": {"type": "integer", "minimum": 2}, "steps": {"type": "integer", "minimum": 1},
+                                   "view": {"type": "integer", "minimum": 1}},  # the network saw random views this wide
                 },
             },
         },

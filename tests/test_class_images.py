@@ -78,15 +78,17 @@ def test_class_record_and_image(class_site, full_weights):
     record = json.loads((unit / "unit.json").read_text())
     assert (record["kind"], record["layer"], record["index"]) == ("class", "predictions", CLASS_INDEX)
     assert (record["wnid"], record["label"], record["url"]) == (CLASS_WNID, CLASS_NAME, CLASS_DIR + "/")
-    assert record["settings"]["objective"] == "class_logit" and record["settings"]["steps"] == 2
+    assert record["settings"]["objective"] == "class_logit" and record["settings"]["steps"] == 2 + 2  # + detail
     size = record["settings"]["size"]
     assert size + 2 * plan_layer("predictions").settings.transforms.pad == CLASS_INPUT_SIZE == 224
+    # The detail phase: the head saw random 192 px views of a master twice as wide.
+    assert record["settings"]["detail"] == {"size": 2 * size, "steps": 2, "view": size}
     assert record["provenance"]["weights_source"] == "path:full.weights.h5"
     assert record["provenance"]["weights_sha256"] == sha256_file(full_weights)
     assert record["results"]["flat"] is False and record["results"]["robustness"] is not None
 
     image = Image.open(unit / record["images"]["master"])
-    assert image.format == "WEBP" and image.size == (size, size)
+    assert image.format == "WEBP" and image.size == (2 * size, 2 * size)
     pixels = np.asarray(image.convert("RGB"), np.float32)
     assert pixels.std() > FLAT_STD
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100
@@ -137,7 +139,9 @@ def test_render_only_shows_the_class_image_and_mkdocs_links_it(class_site, tmp_p
 
     size = json.loads((out / CLASS_DIR / "unit.json").read_text())["settings"]["size"]
     class_page = (out / CLASS_DIR / "index.md").read_text()
-    assert f'<img src="image.webp" width="{size}" height="{size}"' in class_page
+    assert f'<img src="image.webp" width="{size}" height="{size}"' in class_page  # shown at half its side
+    assert '<figure class="atlas-figure atlas-main atlas-detail">' in class_page
+    assert f"({2 * size}&times;{2 * size} px, shown at {size} px; click to zoom)" in class_page
     assert "No class image has been computed yet" not in class_page
     index = (out / "vgg16/classes/index.md").read_text()
     items = [line for line in index.splitlines() if line.startswith("<li>")]

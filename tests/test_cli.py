@@ -76,8 +76,9 @@ def test_run_writes_records_and_manifest_then_resumes(tmp_path):
     assert first.returncode == 0, first.stderr
     assert len(records(out)) == 4
     record = json.loads((out / "vgg16/block2_conv1/1/unit.json").read_text())
-    assert record["settings"]["steps"] == 3 + 16 and record["settings"]["size"] == 16  # + the detail phase
+    assert record["settings"]["steps"] == 3 + 3 and record["settings"]["size"] == 16  # + the detail phase
     assert record["provenance"]["weights_source"] == "embedded"
+    assert record["provenance"]["batch_size"] == 2, "a layer's 2 units are one batch of 2, not padded to 32"
     assert record["results"]["flat"] is False
     assert (out / "vgg16/block1_conv1/0/kernel.png").is_file()
     manifest = json.loads((out / "vgg16/manifest.json").read_text())
@@ -93,7 +94,7 @@ def test_run_writes_records_and_manifest_then_resumes(tmp_path):
     changed = build(*args, "--steps", "4", *TINY[2:])
     assert changed.returncode == 0, changed.stderr
     assert "resume:" not in changed.stderr
-    assert json.loads((out / "vgg16/block2_conv1/1/unit.json").read_text())["settings"]["steps"] == 4 + 16
+    assert json.loads((out / "vgg16/block2_conv1/1/unit.json").read_text())["settings"]["steps"] == 4 + 4
 
 
 def test_full_defaults_draw_blocks_3_to_5_masters_at_twice_the_side_and_resume_them(tmp_path):
@@ -102,8 +103,8 @@ def test_full_defaults_draw_blocks_3_to_5_masters_at_twice_the_side_and_resume_t
     first = build(*args, *TINY)
     assert first.returncode == 0, first.stderr
     record = json.loads((out / "vgg16/block3_conv1/1/unit.json").read_text())
-    assert record["settings"]["size"] == 16 and record["settings"]["detail"] == {"size": 32, "steps": 16}
-    assert record["settings"]["steps"] == 3 + 16
+    assert record["settings"]["size"] == 16 and record["settings"]["detail"] == {"size": 32, "steps": 3}
+    assert record["settings"]["steps"] == 3 + 3
     with Image.open(out / "vgg16/block3_conv1/1/image.webp") as master:
         assert master.size == (32, 32)
     assert record["results"]["robustness"] is not None  # scored on the area average at 16 px

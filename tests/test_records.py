@@ -116,9 +116,10 @@ def test_plans_follow_the_options():
     assert (block1.settings.coarse_steps, block1.phases) == (0, [(56, 512), (112, 16)])  # no coarse phase: plain + detail
     assert plan_layer(NEURON_LAYER.name).objective is Objective.NEURON
     assert plan_layer("predictions").objective is Objective.CLASS_LOGIT and plan_layer("predictions").input_size == 224
-    assert plan_layer("block3_conv1", DrawOptions(steps=7, batch_size=3)).settings.steps == 7 + 16  # + detail
+    assert plan_layer("block3_conv1", DrawOptions(steps=7, batch_size=3)).settings.steps == 7 + 7  # + a detail phase as short
     assert plan_layer("block3_conv1", DrawOptions(steps=7, schedule="c2f-256-mirror")).settings.steps == 7
-    assert plan_layer("block2_conv1", DrawOptions(steps=7)).settings.steps == 7 + 16
+    assert plan_layer("block2_conv1", DrawOptions(steps=7)).settings.steps == 7 + 7
+    assert plan_layer("block2_conv1", DrawOptions(steps=100)).settings.detail_steps == 16  # the schedule's
     assert plan_layer("block2_conv1", DrawOptions(steps=7, schedule="plain")).settings.steps == 7
     assert plan_layer(NEURON_LAYER.name).phases == [(15, 512)]  # the neuron keeps its plan
     with pytest.raises(UserError, match="class images have a fixed size"):

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from generator.optvis.objectives import layer_scores, unit_objective
 from generator.optvis.render import Renderer
@@ -77,6 +78,70 @@ def test_the_detail_transforms_see_the_grown_image_at_both_scales():
 def test_bad_detail_settings_are_refused(changes):
     with pytest.raises(ValueError):
         replace(detailed(), **changes)
+
+
+def _views(transforms, images, steps):
+    """The views (steps, B, N, N, 3) `transforms` gives of `images` (B, S, S, 3) at steps 1..steps."""
+    seeds = tf.constant(np.arange(images.shape[0]) + 5, tf.int64)
+    return np.stack([transforms(tf.constant(images), seeds, tf.constant(step, tf.int64)).numpy()
+                     for step in range(1, steps + 1)])
+
+
+def test_a_view_zoomed_out_to_the_whole_image_is_its_area_average():
+    """Known answer: a 2S-pixel image seen at zoom 1/2 through an S-pixel view is its 2 x 2 average."""
+    images = np.random.default_rng(0).uniform(0, 1, (2, 16, 16, 3)).astype(np.float32)
+    whole = Transforms(pad=0, jitter=0, scale_range=(0.5, 0.5), rotate_degrees=0, view=8)
+    averaged = images.reshape(2, 8, 2, 8, 2, 3).mean(axis=(2, 4))
+    for views in _views(whole, images, steps=3):
+        np.testing.assert_allclose(views, averaged, atol=1e-5)
+    # A zoom below S / 2S cannot make the window larger than the image: it is the same view.
+    np.testing.assert_allclose(_views(replace(whole, scale_range=(0.3, 0.4)), images, 1)[0], averaged, atol=1e-5)
+
+
+def test_views_at_full_zoom_are_crops_that_roam_over_the_whole_image():
+    """Known answer: zoom 1, no jitter or rotation: every view is an exact S-pixel crop of the 2S
+    image, framed, and the crops reach both ends of it; the draws are the same for a seed and step."""
+    size = 12
+    images = np.random.default_rng(1).uniform(0, 1, (1, 2 * size, 2 * size, 3)).astype(np.float32)
+    crop = Transforms(pad=2, jitter=0, scale_range=(1.0, 1.0), rotate_degrees=0, view=size)
+    views = _views(crop, images, steps=40)
+    assert views.shape == (40, 1, size + 4, size + 4, 3) and crop.output_size(2 * size) == size + 4
+    np.testing.assert_allclose(views[:, :, :2], 0.5)  # the gray frame
+    offsets = []
+    for view in views[:, 0, 2:-2, 2:-2]:
+        matches = [(y, x) for y in range(size + 1) for x in range(size + 1)
+                   if np.abs(images[0, y : y + size, x : x + size] - view).max() < 1e-5]
+        assert len(matches) == 1
+        offsets.append(matches[0])
+    rows, columns = zip(*offsets)
+    assert min(rows) <= 2 and max(rows) >= size - 2 and min(columns) <= 2 and max(columns) >= size - 2
+    np.testing.assert_array_equal(views, _views(crop, images, steps=40))
+    assert "random_view(12)" in crop.describe()
+
+
+def test_a_detail_phase_through_random_views_draws_a_larger_master_for_a_fixed_input(pattern_model):
+    """The classes' detail phase: the network only ever sees `size` + 2 pad pixels, the master
+    comes out twice as wide with new fine detail, and it still shows its class."""
+    scores = layer_scores(pattern_model, "logits", preprocess)
+    seen_sides = []
+
+    def fixed_input_objective(images, units):
+        seen_sides.append(images.shape[1])  # at trace time: every input the phases feed the network
+        return unit_objective(scores)(images, units)
+
+    settings = replace(detailed(steps=96, detail_steps=16), detail_view=True)
+    assert settings.phases()[-1].transforms.view == SIZE and settings.phases()[-1].input_size == SIZE + 4
+    renderer = Renderer(fixed_input_objective, settings)
+    snapshots = renderer.render_snapshots(CLASSES, seeds=[1, 2, 3, 4], at=(80, 96))
+    (at_switch, _), (images, final_scores) = snapshots[80], snapshots[96]
+    assert set(seen_sides) == {SIZE + 4} and images.shape == (4, 2 * SIZE, 2 * SIZE, 3)
+    seen = as_drawn(images, SIZE)
+    predicted = pattern_model.predict(preprocess(seen.astype(np.float32)), verbose=0).argmax(axis=1)
+    assert list(predicted) == CLASSES
+    assert np.abs(images.astype(float) - at_switch.astype(float)).mean() > 1  # not the upsampling alone
+    assert settings.describe()["detail"] == {"size": 2 * SIZE, "steps": 16, "view": SIZE}
+    with pytest.raises(ValueError, match="detail_view"):
+        RenderSettings(size=SIZE, steps=10, detail_view=True)
 
 
 def test_as_drawn_is_the_area_average():

@@ -52,6 +52,11 @@ class Transforms:
             framed image is warped, so gray from the frame comes in (and the frame moves).
             The robustness measure (generator.quality) shifts and rescales with reflection: only
             mirror-filled drawing trains for what it tests.
+        view: 0, or the side of a random view (for a network with a fixed input size): each step
+            the network sees a random square window of the image, its side `view` / zoom for a
+            random zoom from `scale_range` (at most the image's side: the window stays inside it
+            before rotation), rotated and warped onto `view` pixels, then framed. A view warps the
+            image alone (the mirror fill, whatever `mirror` says).
     """
 
     pad: int = 8
@@ -60,6 +65,7 @@ class Transforms:
     rotate_degrees: float = 10.0
     subpixel: bool = False
     mirror: bool = False
+    view: int = 0
 
     def describe(self):
         """A list of human-readable transform names, for records (sub-pixel shifts and the mirror
@@ -71,7 +77,8 @@ class Transforms:
             f"scale({low}, {high})",
             f"rotate(+-{self.rotate_degrees})",
         ]
-        return names + (["subpixel_jitter"] if self.subpixel else []) + (["mirror_fill"] if self.mirror else [])
+        return (names + (["subpixel_jitter"] if self.subpixel else []) + (["mirror_fill"] if self.mirror else [])
+                + ([f"random_view({self.view})"] if self.view else []))
 
     def scaled(self, ratio):
         """These transforms for an image `ratio` times the size (a coarse phase): pad and jitter in
@@ -81,7 +88,7 @@ class Transforms:
 
     def output_size(self, size):
         """Side of the transformed image for an input of side `size`."""
-        return size + 2 * self.pad
+        return (self.view or size) + 2 * self.pad
 
     def __call__(self, images, seeds, step):
         """Transform a batch in-graph: see `generator.optvis.transform.apply_transforms`."""
@@ -121,6 +128,10 @@ class RenderSettings:
             pixels wide with detail the network drew, not interpolated. Their scores, and the
             quality measures, read them area-averaged back to `size` (the scale they were drawn for).
         detail_steps: how many of the `steps` run at `detail_size` (0 with detail_size 0).
+        detail_view: the detail phase shows the network a random `size`-pixel view of the image
+            (`Transforms.view`) instead of the whole image: for a network whose input size is
+            fixed (the class head). The views reach from the whole image, area-averaged as the
+            scores read it, to windows at the detail side's own scale.
     """
 
     size: int
@@ -138,6 +149,7 @@ class RenderSettings:
     diversity_weight: float = 0.0
     detail_size: int = 0
     detail_steps: int = 0
+    detail_view: bool = False
 
     def __post_init__(self):
         if not 1 <= self.diversity <= MAX_DIVERSITY:
@@ -161,6 +173,8 @@ class RenderSettings:
             available = self.steps - (self.coarse_steps if self.coarse_size else 0)
             if not 0 < self.detail_steps <= available:
                 raise ValueError(f"detail_steps must be in 1..{available} (got {self.detail_steps})")
+        if self.detail_view and not self.detail_size:
+            raise ValueError("detail_view needs a detail phase (detail_size)")
 
     @property
     def image_size(self):
@@ -185,11 +199,14 @@ class RenderSettings:
         return [phase for phase in phases if phase.steps > 0]
 
     def detail_transforms(self):
-        """The detail phase's transforms: pad and jitter grow with the image, and the random scale
-        reaches down to `size`, so the network sees the grown features at the scale they were
-        drawn at as well as at their new size, where it draws finer detail into them."""
+        """The detail phase's transforms: the random scale reaches down to `size`, so the network
+        sees the grown features at the scale they were drawn at as well as at their new size, where
+        it draws finer detail into them. Pad and jitter grow with the image; with `detail_view` they
+        stay, and the network sees a random `size`-pixel view of it."""
         ratio = self.detail_size / self.size
         low, high = self.transforms.scale_range
+        if self.detail_view:
+            return replace(self.transforms, view=self.size, scale_range=(low / ratio, high))
         return replace(self.transforms.scaled(ratio), scale_range=(low / ratio, high))
 
     def describe(self):
@@ -201,7 +218,7 @@ class RenderSettings:
         """
         settings = asdict(self)
         for name in ("batch_size", "coarse_size", "coarse_steps", "coarse_mode", "lr_schedule", "lr_final_fraction",
-                     "diversity", "diversity_weight", "detail_size", "detail_steps"):
+                     "diversity", "diversity_weight", "detail_size", "detail_steps", "detail_view"):
             del settings[name]
         settings["transforms"] = self.transforms.describe()
         settings["parameterization"] = PARAMETERIZATION
@@ -215,6 +232,8 @@ class RenderSettings:
             settings["diversity"] = {"images": self.diversity, "weight": self.diversity_weight}
         if self.detail_size:
             settings["detail"] = {"size": self.detail_size, "steps": self.detail_steps}
+            if self.detail_view:
+                settings["detail"]["view"] = self.size
         return settings
 
 
