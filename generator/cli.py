@@ -29,7 +29,7 @@ from pathlib import Path
 from .dataset_photos import DEFAULT_PATCHES, MAX_PATCHES, UNLICENSED_CHOICES
 from .errors import UserError
 from .example_options import ExampleOptions
-from .plan import CLASS_SCHEDULE, FULL_SCHEDULES, PREVIEW_LAYERS, PREVIEW_SCHEDULES, PREVIEW_PER_LAYER, SCHEDULES, DrawOptions, Precision, Quality
+from .plan import CLASS_SCHEDULE, FULL_SCHEDULES, PREVIEW_CLASS_SCHEDULE, PREVIEW_LAYERS, PREVIEW_SCHEDULES, PREVIEW_PER_LAYER, SCHEDULES, DrawOptions, Precision, Quality
 from .units import MAX_SHARDS
 
 DEFAULT_OUT = "site_src"
@@ -97,8 +97,9 @@ def _parser():
     how.add_argument("--schedule", choices=sorted(SCHEDULES),
                      help=f"drawing schedule (default for the full atlas: {FULL_SCHEDULES[1]} for blocks 1-2, "
                           f"{FULL_SCHEDULES[3]} for blocks 3-5, {CLASS_SCHEDULE} for its classes; for the preview: "
-                          f"{PREVIEW_SCHEDULES[1]} and {PREVIEW_SCHEDULES[3]}; classes take only one-phase "
-                          "schedules; docs/QUALITY.md)")
+                          f"{PREVIEW_SCHEDULES[1]} for blocks 1-2, {PREVIEW_SCHEDULES[3]} for blocks 3-5, "
+                          f"{PREVIEW_CLASS_SCHEDULE} for classes; classes take only schedules without a "
+                          "coarse phase; docs/QUALITY.md)")
     how.add_argument("--learning-rate", type=decimal_number, help="Adam learning rate, above 0 and at most 10 (default 0.05)")
     how.add_argument("--batch-size", type=whole_number, help="units drawn together, 1-1,024 (default per layer)")
     how.add_argument("--seed", type=whole_number, default=0, help="run-wide seed mixed into every unit's seed")

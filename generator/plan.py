@@ -97,7 +97,7 @@ class Schedule:
     detail_steps: int = 0
 
     def apply(self, settings):
-        """`settings` (a layer's RenderSettings; the classes' only for a one-phase schedule) drawn on
+        """`settings` (a layer's RenderSettings; the classes' only for a schedule without a coarse phase) drawn on
         this schedule."""
         coarse_size = 2 * round(settings.size * self.coarse_ratio / 2) if self.coarse_fraction else 0
         if self.coarse_mode is CoarseMode.TILE and coarse_size and settings.size % coarse_size:

@@ -60,7 +60,9 @@ def _settings(layer, size, seed, negative=False, diversity=1):
     if layer != CLASS_LAYER:
         return plan_layer(layer, replace(options, size=size)).record_settings(seed, options)
     plan = plan_layer(layer)  # classes have a fixed size: only the synthetic image is smaller
-    return replace(plan, settings=replace(plan.settings, size=size)).record_settings(seed, options)
+    detail = 2 * size if plan.settings.detail_size else 0  # its detail phase keeps its ratio
+    settings = replace(plan.settings, size=size, detail_size=detail)
+    return replace(plan, settings=settings).record_settings(seed, options)
 
 
 def _provenance():

@@ -79,6 +79,17 @@ def test_captions_state_the_real_image_size_and_the_shift_used(site_src):
     assert "(64&times;64 px, shown at 32 px; click to zoom)" in detail
 
 
+def test_a_class_page_shows_its_detail_master_at_half_its_side(site_src):
+    """A synthetic class record is shaped as a real one: a master twice the side it was drawn at."""
+    record_path = next((site_src / "vgg16/classes").glob("*/unit.json"))
+    record = json.loads(record_path.read_text())
+    size = record["settings"]["size"]
+    assert record["settings"]["detail"] == {"size": 2 * size, "steps": 32, "view": size}
+    page = (record_path.parent / "index.md").read_text()
+    assert f'<img src="image.webp" width="{size}" height="{size}"' in page
+    assert f"({2 * size}&times;{2 * size} px, shown at {size} px; click to zoom)" in page
+
+
 def test_robustness_shift_follows_the_quality_measure():
     quality = pytest.importorskip("generator.quality")
     for height in (10, 11, 24, 32, 48, 64, 224):

@@ -54,9 +54,11 @@ class Transforms:
             mirror-filled drawing trains for what it tests.
         view: 0, or the side of a random view (for a network with a fixed input size): each step
             the network sees a random square window of the image, its side `view` / zoom for a
-            random zoom from `scale_range` (at most the image's side: the window stays inside it
-            before rotation), rotated and warped onto `view` pixels, then framed. A view warps the
-            image alone (the mirror fill, whatever `mirror` says).
+            random zoom from `scale_range` (at most the image's side), placed at random inside
+            the image, then shifted by the jitter (in the image's pixels) and rotated, warped onto
+            `view` pixels and framed. What the jitter or the rotation brings in from outside is
+            the image's reflection: a view warps the image alone (the mirror fill, whatever
+            `mirror` says).
     """
 
     pad: int = 8
@@ -202,7 +204,8 @@ class RenderSettings:
         """The detail phase's transforms: the random scale reaches down to `size`, so the network
         sees the grown features at the scale they were drawn at as well as at their new size, where
         it draws finer detail into them. Pad and jitter grow with the image; with `detail_view` they
-        stay, and the network sees a random `size`-pixel view of it."""
+        stay (the jitter in the grown image's pixels: half as many in a zoomed-out view), and the
+        network sees a random `size`-pixel view of it."""
         ratio = self.detail_size / self.size
         low, high = self.transforms.scale_range
         if self.detail_view:
