@@ -92,11 +92,12 @@ def _parser():
     how.add_argument("--steps", type=whole_number,
                      help="optimization steps, 1-100,000 (default per layer: 512, 256 for blocks 3-5 and classes; "
                           "preview 128); on a schedule with a detail phase (every default but block1_conv1's), "
-                          "the steps before it: its steps at twice the side come on top (16; 32 for the "
-                          "full atlas' classes; never more than --steps)")
+                          "the steps before it: its steps at twice the side come on top (16; 12 for block 5 and "
+                          "32 for the classes of the full atlas; never more than --steps)")
     how.add_argument("--schedule", choices=sorted(SCHEDULES),
                      help=f"drawing schedule (default for the full atlas: {FULL_SCHEDULES[1]} for blocks 1-2, "
-                          f"{FULL_SCHEDULES[3]} for blocks 3-5, {CLASS_SCHEDULE} for its classes; for the preview: "
+                          f"{FULL_SCHEDULES[3]} for blocks 3-4, {FULL_SCHEDULES[5]} for block 5, {CLASS_SCHEDULE} for "
+                          "its classes; for the preview: "
                           f"{PREVIEW_SCHEDULES[1]} for blocks 1-2, {PREVIEW_SCHEDULES[3]} for blocks 3-5, "
                           f"{PREVIEW_CLASS_SCHEDULE} for classes; classes take only schedules without a "
                           "coarse phase; docs/QUALITY.md)")

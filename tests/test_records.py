@@ -109,7 +109,7 @@ def test_out_of_range_options_are_user_errors(options, words):
 
 def test_plans_follow_the_options():
     full, preview = plan_layer("block5_conv3"), plan_layer("block5_conv3", DrawOptions(quality=Quality.PREVIEW))
-    assert (full.settings.size, full.settings.steps) == (160, 256 + 16)  # coarse-to-fine, detail (docs/QUALITY.md)
+    assert (full.settings.size, full.settings.steps) == (160, 256 + 12)  # coarse-to-fine, 12 detail steps in block 5 (docs/QUALITY.md)
     assert (preview.settings.size, preview.settings.steps, preview.settings.detail_size) == (80, 128 + 16, 160)
     assert preview.phases == [(46, 96), (92, 32), (184, 16)]  # coarse at half the side, full, detail at twice
     block1 = plan_layer("block1_conv2")
