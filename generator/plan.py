@@ -121,10 +121,19 @@ _COSINE = LearningRateSchedule.COSINE
 # tiling it 2 x 2 instead of upsampling it, so features keep the scale the network saw. "-mirror"
 # warps the image alone and lets its reflection fill the edges (Transforms.mirror), as the
 # robustness measure does, instead of letting the gray frame in.
+def _with_detail(schedule, name, steps=None, detail_steps=16):
+    """`schedule` (at `steps` instead of its own, if given) plus a detail phase of `detail_steps`
+    steps at twice the side: masters worth zooming into."""
+    return replace(schedule, name=name, steps=steps or schedule.steps, detail_ratio=2, detail_steps=detail_steps)
+
+
+_PLAIN = Schedule("plain", 512)  # one full-size phase at a constant rate: the drawing before this round
+_C2F_MIRROR = Schedule("c2f-256-mirror", 256, coarse_fraction=0.75, scale_range=(0.8, 1.25), mirror=True)
+_MIRROR = Schedule("mirror-256", 256, scale_range=(0.8, 1.25), mirror=True)  # one phase: classes can use it
 SCHEDULES = {
     schedule.name: schedule
     for schedule in (
-        Schedule("plain", 512),  # one full-size phase at a constant rate: the drawing before this round
+        _PLAIN,
         Schedule("c2f-256", 256, coarse_fraction=0.75, lr_schedule=_COSINE),
         Schedule("c2f-256-sub", 256, coarse_fraction=0.75, lr_schedule=_COSINE, subpixel=True),
         Schedule("c2f-512", 512, coarse_fraction=0.75, lr_schedule=_COSINE),
@@ -134,20 +143,17 @@ SCHEDULES = {
         Schedule("c2f-256-const-wide", 256, coarse_fraction=0.75, scale_range=(0.8, 1.25)),
         Schedule("c2f-256-d15", 256, coarse_fraction=0.75, lr_schedule=_COSINE, decay_power=1.5),
         Schedule("tile-256", 256, coarse_fraction=0.75, lr_schedule=_COSINE, coarse_mode=CoarseMode.TILE),
-        Schedule("c2f-256-mirror", 256, coarse_fraction=0.75, scale_range=(0.8, 1.25), mirror=True),
-        Schedule("mirror-256", 256, scale_range=(0.8, 1.25), mirror=True),  # one phase: classes can use it
-        Schedule("c2f-256-mirror-detail", 256, coarse_fraction=0.75, scale_range=(0.8, 1.25), mirror=True,
-                 detail_ratio=2, detail_steps=16),  # + 16 steps at twice the side: masters worth zooming into
-        Schedule("c2f-256-mirror-detail12", 256, coarse_fraction=0.75, scale_range=(0.8, 1.25), mirror=True,
-                 detail_ratio=2, detail_steps=12),  # block 5's: 3/4 of the detail phase, for 3x tf-keras-vis
-        Schedule("plain-detail", 512, detail_ratio=2, detail_steps=16),  # "plain" + the same detail phase
+        _C2F_MIRROR,
+        _MIRROR,
+        _with_detail(_C2F_MIRROR, "c2f-256-mirror-detail"),
+        _with_detail(_C2F_MIRROR, "c2f-256-mirror-detail12", detail_steps=12),  # block 5's: for 3x tf-keras-vis
+        _with_detail(_PLAIN, "plain-detail"),
         # The preview's, at the cost of its former 128 plain steps (0.94 and 1.5 of it by FLOPs):
-        Schedule("c2f-128-mirror-detail", 128, coarse_fraction=0.75, scale_range=(0.8, 1.25), mirror=True,
-                 detail_ratio=2, detail_steps=16),
-        Schedule("plain-128-detail", 128, detail_ratio=2, detail_steps=16),
+        _with_detail(_C2F_MIRROR, "c2f-128-mirror-detail", steps=128),
+        _with_detail(_PLAIN, "plain-128-detail", steps=128),
         # The classes': one phase (their head's input is fixed) then a detail phase in which the
         # head sees random views of the image at twice the side (RenderSettings.detail_view).
-        Schedule("mirror-256-detail", 256, scale_range=(0.8, 1.25), mirror=True, detail_ratio=2, detail_steps=32),
+        _with_detail(_MIRROR, "mirror-256-detail", detail_steps=32),
     )
 }
 
@@ -293,9 +299,7 @@ def _overrides(options, scheduled=False):
 
 
 def _scheduled(settings, name, options):
-    """`settings` on the schedule called `name` (None: unchanged); --steps sets its total steps."""
-    if name is None:
-        return settings
+    """`settings` on the schedule called `name`; --steps sets its total steps."""
     schedule = find_schedule(name)
     if options.steps is not None:
         schedule = replace(schedule, steps=options.steps)
@@ -339,7 +343,7 @@ def _single_image_plan(layer, options):
                             "px, the dense head's input); drop --size for classes")
         name = _class_schedule(options)
         settings = _scheduled(settings, name, options)
-        settings = replace(settings, detail_view=bool(settings.detail_size), **_overrides(options, True))
+        settings = replace(settings, detail_view=bool(settings.detail_size), **_overrides(options, scheduled=True))
         return LayerPlan(layer, settings, Objective.CLASS_LOGIT)
     conv = CONV_LAYER_BY_NAME[layer]
     if conv == NEURON_LAYER:
@@ -354,8 +358,8 @@ def _single_image_plan(layer, options):
     name = options.schedule
     if name is None:
         name = (FULL_SCHEDULES if options.quality is Quality.FULL else PREVIEW_SCHEDULES)[conv.block]
-    if name is not None and find_schedule(name).detail_ratio and settings.size % 2:
+    if find_schedule(name).detail_ratio and settings.size % 2:
         raise UserError(f"--size must be even for the detail phase of {layer}'s schedule {name} (got {settings.size}); "
                         "choose an even size, or --schedule c2f-256-mirror (no detail phase)")
     settings = _scheduled(settings, name, options)
-    return LayerPlan(layer, replace(settings, **_overrides(options, name is not None)), Objective.CHANNEL)
+    return LayerPlan(layer, replace(settings, **_overrides(options, scheduled=True)), Objective.CHANNEL)
