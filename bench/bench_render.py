@@ -72,7 +72,7 @@ A_LAYERS = ("block1_conv2", "block3_conv1", "block5_conv1")  # --a-layers picks 
 EXPERIMENT_LAYERS = ("block1_conv2", "block3_conv1", "block4_conv2", "block5_conv1")
 # Steps per timed call, chosen so one call takes a few seconds here.
 A_STEPS = {"block1_conv2": 32, "block3_conv1": 6, "block4_conv2": 4, "block5_conv1": 2}
-A_STEPS_BY_BLOCK = {1: 32, 2: 12, 3: 6, 4: 4, 5: 2}
+A_STEPS_BY_BLOCK = {1: 32, 2: 12, 3: 6, 4: 4, 5: 2, 6: 1}  # block 6: the dense head (the classes)
 B_LAYER, B_SIZE, B_FILTERS = "block3_conv1", 128, 8
 TKV_DEFAULT_SIZE, TKV_DEFAULT_STEPS, TKV_LAYER_BATCH = 224, 200, 4
 CORES = os.cpu_count() or 1
@@ -81,6 +81,11 @@ GPU_TFLOPS = 20.0
 
 
 # ------------------------------------------------------------------ timing
+
+
+def layer_block(layer):
+    """The block of a conv layer; 6 for the classes (the dense head after block 5)."""
+    return 6 if layer == CLASS_LAYER else CONV_LAYER_BY_NAME[layer].block
 
 
 def full_size_steps(plan):
@@ -200,8 +205,10 @@ class CaffePreprocess(keras.layers.Layer):
 
 
 def rgb_model(base):
-    """A functional model taking RGB 0..255, with VGG16's layers inline (get_layer works)."""
-    inputs = keras.Input((None, None, 3))
+    """A functional model taking RGB 0..255, with VGG16's layers inline (get_layer works); of any
+    image size, or 224 px when `base` has the dense head."""
+    side = 224 if base.layers[-1].name == CLASS_LAYER else None
+    inputs = keras.Input((side, side, 3))
     x = CaffePreprocess(name="caffe_preprocess")(inputs)
     for layer in base.layers[1:]:
         x = layer(x)
@@ -209,11 +216,13 @@ def rgb_model(base):
 
 
 class TkvLayer:
-    """tf-keras-vis 0.8.7 ActivationMaximization on one conv layer's pre-activation channels.
+    """tf-keras-vis 0.8.7 ActivationMaximization on one conv layer's pre-activation channels, or on
+    the class logits.
 
     Its documented recipe for a conv filter: ExtractIntermediateLayer(layer) + ReplaceToLinear()
     model modifiers, CategoricalScore(filter indices) (mean of the channel over positions, like
-    ours), and every other argument at its default: input_modifiers [Jitter(4), Rotate2D(1)],
+    ours); for a class, ReplaceToLinear() alone (the logit before the softmax, like ours) and
+    CategoricalScore(class indices). Every other argument at its default: input_modifiers [Jitter(4), Rotate2D(1)],
     regularizers [TotalVariation2D(1.0), Norm(0.3, p=1)], RMSprop(learning_rate=1.0, rho=0.999),
     input_range (0, 255), seed input uniform in 0..255. The model's input is RGB 0..255 with the
     caffe preprocessing inside, so its images are comparable with ours.
@@ -224,9 +233,9 @@ class TkvLayer:
         from tf_keras_vis.utils.model_modifiers import ExtractIntermediateLayer, ReplaceToLinear
 
         self.layer = layer
-        self.visualize = ActivationMaximization(
-            rgb_model(base), model_modifier=[ExtractIntermediateLayer(layer), ReplaceToLinear()]
-        )
+        modifiers = [ReplaceToLinear()] if layer == CLASS_LAYER else [ExtractIntermediateLayer(layer),
+                                                                      ReplaceToLinear()]
+        self.visualize = ActivationMaximization(rgb_model(base), model_modifier=modifiers)
 
     def draw(self, filters, size, steps, seed=0):
         """uint8 (N, size, size, 3) RGB images for `filters`, after `steps` steps."""
@@ -253,14 +262,26 @@ class Bench:
         self.a_layers = a_layers
         self.loaded = load_vgg16("embedded")
         self.model = self.loaded.model
+        self._class_model = None
         self.results = {}
         self._tkv = {}
         self.per_image_step = {}  # (layer, preview) -> seconds, marginal, ours
         self.setup_seconds = {}  # (layer, preview) -> seconds per batch
 
+    def model_for(self, layer):
+        """The embedded conv weights; for the classes, which need the ImageNet head that the
+        embedded weights lack, a VGG16 with a randomly initialised head (the time does not depend
+        on the weights' values)."""
+        if layer != CLASS_LAYER:
+            return self.model
+        if self._class_model is None:
+            keras.utils.set_random_seed(0)
+            self._class_model = build_vgg16(include_top=True)
+        return self._class_model
+
     def tkv(self, layer):
         if layer not in self._tkv:
-            self._tkv[layer] = TkvLayer(self.model, layer)
+            self._tkv[layer] = TkvLayer(self.model_for(layer), layer)
         return self._tkv[layer]
 
     # (a) ours / bare bound, plus tf-keras-vis at its default size for (c), same rotation
@@ -272,9 +293,9 @@ class Bench:
         for layer in self.a_layers:
             plan = plan_layer(layer, PLAIN)
             settings = plan.settings
-            steps = A_STEPS.get(layer, A_STEPS_BY_BLOCK[CONV_LAYER_BY_NAME[layer].block]) // (2 if self.quick else 1) or 1
+            steps = A_STEPS.get(layer, A_STEPS_BY_BLOCK[layer_block(layer)]) // (2 if self.quick else 1) or 1
             side = settings.transforms.output_size(settings.size)
-            objective = objective_for(self.model, plan)
+            objective = objective_for(self.model_for(layer), plan)
             ours = Ours(objective, settings, steps, layer)
             bare = bare_bound(objective, settings.batch_size, side, steps)
             tkv1 = self.tkv(layer).caller(TKV_LAYER_BATCH, TKV_DEFAULT_SIZE, 1)
@@ -419,18 +440,13 @@ class Bench:
                  f"{self.per_image_step[key]['cpu'] * 1e3 / CORES:8.2f} cpu/{CORES} ({steps} steps/call)")
 
     def _measure_classes(self):
-        """Classes need the ImageNet head, which the embedded weights lack: time them on a VGG16
-        with a randomly initialised head (the time does not depend on the weights' values)."""
-        if (CLASS_LAYER, False) in self.per_image_step:
-            return
-        keras.utils.set_random_seed(0)
-        full = build_vgg16(include_top=True)
-        plan = plan_layer(CLASS_LAYER)
-        self._measure_plan(full, plan, (CLASS_LAYER, False), steps=1)
+        """The classes on a VGG16 with a random head (`model_for`), unless section a measured them."""
+        if (CLASS_LAYER, False) not in self.per_image_step:
+            plan = plan_layer(CLASS_LAYER, PLAIN)
+            self._measure_plan(self.model_for(CLASS_LAYER), plan, (CLASS_LAYER, False), steps=1)
         # Preview differs only in the number of steps: same per-image-step time.
         self.per_image_step[(CLASS_LAYER, True)] = self.per_image_step[(CLASS_LAYER, False)]
         self.setup_seconds[(CLASS_LAYER, True)] = self.setup_seconds[(CLASS_LAYER, False)]
-        del full
 
     def _d_row(self, layer, preview):
         plan = plan_layer(layer, full_or_preview(preview))
@@ -514,7 +530,7 @@ class Bench:
         for row in self.results["a"]:
             layer = row["layer"]
             steps = full_size_steps(plan_layer(layer))
-            filters = CONV_LAYER_BY_NAME[layer].filters
+            filters = NUM_CLASSES if layer == CLASS_LAYER else CONV_LAYER_BY_NAME[layer].filters
             ours_s = row["wall"]["ours_ms"] / 1e3  # median marginal image-step, wall
             tkv_s = row["wall"]["tkv224_ms"] / 1e3
             ours_h = filters * steps * ours_s / 3600
@@ -546,11 +562,13 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and steps; (d) partly FLOP-scaled")
     parser.add_argument("--sections", default="a,b,c,d", help="comma list of a,b,c,d (default all)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    parser.add_argument("--a-layers", default=",".join(A_LAYERS), help="conv layers of sections a and c")
+    parser.add_argument("--a-layers", default=",".join(A_LAYERS),
+                        help=f"conv layers (or {CLASS_LAYER}, the classes) of sections a and c")
     args = parser.parse_args(argv)
     a_layers = tuple(name.strip() for name in args.a_layers.split(",") if name.strip())
-    if not a_layers or any(name not in CONV_LAYER_BY_NAME for name in a_layers):
-        parser.exit(2, f"bench_render.py: --a-layers takes conv layer names (got {args.a_layers!r})\n")
+    if not a_layers or any(name not in CONV_LAYER_BY_NAME and name != CLASS_LAYER for name in a_layers):
+        parser.exit(2, f"bench_render.py: --a-layers takes conv layer names or {CLASS_LAYER} "
+                       f"(got {args.a_layers!r})\n")
     began = time.perf_counter()
 
     def log(message):

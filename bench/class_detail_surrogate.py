@@ -8,11 +8,15 @@ on the embedded ImageNet weights, read at that fixed input. One run per unit bat
 the end of the one-phase drawing (what `mirror-256` gives) and after the detail phase, then:
 objective (at 192 px, area-averaged as the records score it), specificity among the sampled units,
 median robustness, and the high-frequency share of the master (at 384 px) and of its view at 192.
+`--steps`, `--detail-steps` and `--rate` draw the same way with other step counts or learning rate
+(candidates for a cheaper class schedule).
 
     python bench/class_detail_surrogate.py --units 8 --out bench/out/class_detail
+    python bench/class_detail_surrogate.py --units 8 --steps 96 --detail-steps 16 --out bench/out/class_96_16
 """
 
 import argparse
+from dataclasses import replace
 import json
 import os
 import sys
@@ -55,21 +59,35 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, default=8)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "class_detail")
+    parser.add_argument("--steps", type=int, help="steps of the one-phase drawing (default: the classes' plan)")
+    parser.add_argument("--detail-steps", type=int, help="steps of the detail phase (default: the classes' plan)")
+    parser.add_argument("--rate", type=float, help="learning rate (default: the classes' plan)")
+    parser.add_argument("--at", default="", help="comma list of earlier steps of the one-phase drawing "
+                                                 "to measure too (its rate is constant: as if it stopped there)")
     args = parser.parse_args(argv)
     settings = plan_layer("predictions").settings
+    main_steps = args.steps or settings.steps - settings.detail_steps
+    detail_steps = settings.detail_steps if args.detail_steps is None else args.detail_steps
+    settings = replace(settings, steps=main_steps + detail_steps, detail_steps=detail_steps,
+                       detail_size=settings.detail_size if detail_steps else 0, detail_view=bool(detail_steps),
+                       learning_rate=args.rate or settings.learning_rate)
     units = sample_indices(STAND_IN, 512, args.units)
     model = load_vgg16("embedded").model
     scores = layer_scores(model, STAND_IN, preprocess)
     renderer = Renderer(unit_objective(scores), settings)
-    main_steps = settings.steps - settings.detail_steps
     began = time.perf_counter()
-    snapshots = renderer.render_snapshots(units, [Unit(STAND_IN, i).seed(0) for i in units], at=(main_steps, settings.steps))
+    earlier = sorted({int(step) for step in args.at.split(",") if step.strip()} - {main_steps})
+    if any(not 0 < step < main_steps for step in earlier):
+        parser.error(f"--at takes steps between 1 and {main_steps - 1}")
+    snapshots = renderer.render_snapshots(units, [Unit(STAND_IN, i).seed(0) for i in units],
+                                          at=(*earlier, main_steps, settings.steps))
     seconds = time.perf_counter() - began
     pad = settings.transforms.pad
     result = {"stand_in": STAND_IN, "units": [int(u) for u in units], "settings": settings.describe(),
               "seconds_per_image": seconds / len(units),
               "one_phase": measure(scores, snapshots[main_steps][0], units, settings.size, pad),
-              "with_detail": measure(scores, snapshots[settings.steps][0], units, settings.size, pad)}
+              "with_detail": measure(scores, snapshots[settings.steps][0], units, settings.size, pad),
+              "earlier": {step: measure(scores, snapshots[step][0], units, settings.size, pad) for step in earlier}}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
     for name, step in (("one_phase", main_steps), ("with_detail", settings.steps)):

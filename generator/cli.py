@@ -29,7 +29,7 @@ from pathlib import Path
 from .dataset_photos import DEFAULT_PATCHES, MAX_PATCHES, UNLICENSED_CHOICES
 from .errors import UserError
 from .example_options import ExampleOptions
-from .plan import CLASS_SCHEDULE, FULL_SCHEDULES, PREVIEW_CLASS_SCHEDULE, PREVIEW_LAYERS, PREVIEW_SCHEDULES, PREVIEW_PER_LAYER, SCHEDULES, DrawOptions, Precision, Quality
+from .plan import CLASS_SCHEDULE, FULL_SCHEDULES, PREVIEW_LAYERS, PREVIEW_SCHEDULES, PREVIEW_PER_LAYER, SCHEDULES, DrawOptions, Precision, Quality
 from .units import MAX_SHARDS
 
 DEFAULT_OUT = "site_src"
@@ -90,18 +90,18 @@ def _parser():
                      help="auto (default: imagenet if available, else embedded) | imagenet | embedded | PATH")
     how.add_argument("--size", type=whole_number, help="image side in pixels, 8-1024 (default: per layer, by receptive field)")
     how.add_argument("--steps", type=whole_number,
-                     help="optimization steps, 1-100,000 (default per layer: 512, 256 for blocks 3-5 and classes; "
-                          "preview 128); on a schedule with a detail phase (every default but block1_conv1's), "
-                          "the steps before it: its steps at twice the side come on top (16; 12 for block 5 and "
-                          "32 for the classes of the full atlas; never more than --steps)")
+                     help="optimization steps, 1-100,000 (default per layer: 512, 256 for blocks 3-5, 80 for "
+                          "classes; preview 128, classes 80); on a schedule with a detail phase (every default but "
+                          "block1_conv1's), the steps before it: its steps at twice the side come on top (16; 12 "
+                          "for block 5 of the full atlas; never more than --steps)")
     how.add_argument("--schedule", choices=sorted(SCHEDULES),
                      help=f"drawing schedule (default for the full atlas: {FULL_SCHEDULES[1]} for blocks 1-2, "
-                          f"{FULL_SCHEDULES[3]} for blocks 3-4, {FULL_SCHEDULES[5]} for block 5, {CLASS_SCHEDULE} for "
-                          "its classes; for the preview: "
-                          f"{PREVIEW_SCHEDULES[1]} for blocks 1-2, {PREVIEW_SCHEDULES[3]} for blocks 3-5, "
-                          f"{PREVIEW_CLASS_SCHEDULE} for classes; classes take only schedules without a "
+                          f"{FULL_SCHEDULES[3]} for blocks 3-4, {FULL_SCHEDULES[5]} for block 5; for the preview: "
+                          f"{PREVIEW_SCHEDULES[1]} for blocks 1-2, {PREVIEW_SCHEDULES[3]} for blocks 3-5; "
+                          f"{CLASS_SCHEDULE} for the classes of both; classes take only schedules without a "
                           "coarse phase; docs/QUALITY.md)")
-    how.add_argument("--learning-rate", type=decimal_number, help="Adam learning rate, above 0 and at most 10 (default 0.05)")
+    how.add_argument("--learning-rate", type=decimal_number,
+                     help="Adam learning rate, above 0 and at most 10 (default 0.05; 0.08 for the classes)")
     how.add_argument("--batch-size", type=whole_number, help="units drawn together, 1-1,024 (default per layer)")
     how.add_argument("--seed", type=whole_number, default=0, help="run-wide seed mixed into every unit's seed")
     how.add_argument("--precision", choices=[p.value for p in Precision], default="float32",

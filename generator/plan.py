@@ -81,6 +81,7 @@ class Schedule:
         detail_ratio: 0, or the detail phase's side / full side (RenderSettings.detail_size).
         detail_steps: Adam steps of the detail phase, after `steps` (at most `steps`: a short
             drawing, e.g. --steps 2, gets as short a detail phase).
+        learning_rate: None (the layer's), or the Adam learning rate of every phase.
     """
 
     name: str
@@ -95,6 +96,7 @@ class Schedule:
     mirror: bool = False
     detail_ratio: int = 0
     detail_steps: int = 0
+    learning_rate: float | None = None
 
     def apply(self, settings):
         """`settings` (a layer's RenderSettings; the classes' only for a schedule without a coarse phase) drawn on
@@ -108,6 +110,7 @@ class Schedule:
                        detail_size=settings.size * self.detail_ratio if detail_steps else 0,
                        detail_steps=detail_steps,
                        lr_schedule=self.lr_schedule, decay_power=self.decay_power,
+                       learning_rate=self.learning_rate or settings.learning_rate,
                        transforms=replace(settings.transforms, subpixel=self.subpixel, mirror=self.mirror,
                                           scale_range=self.scale_range or settings.transforms.scale_range))
 
@@ -154,6 +157,7 @@ SCHEDULES = {
         # The classes': one phase (their head's input is fixed) then a detail phase in which the
         # head sees random views of the image at twice the side (RenderSettings.detail_view).
         _with_detail(_MIRROR, "mirror-256-detail", detail_steps=32),
+        _with_detail(replace(_MIRROR, steps=80, learning_rate=0.08), "mirror-80-lr08-detail"),
     )
 }
 
@@ -173,12 +177,14 @@ FULL_SCHEDULES = {1: "plain-detail", 2: "plain-detail", 3: FULL_SCHEDULE, 4: FUL
 # The preview draws the same way in fewer steps, so its masters too are twice as wide as shown.
 PREVIEW_SCHEDULES = {1: "plain-128-detail", 2: "plain-128-detail", 3: "c2f-128-mirror-detail",
                      4: "c2f-128-mirror-detail", 5: "c2f-128-mirror-detail"}
-# The classes' head takes a fixed 224 px input, so they cannot go coarse: the full atlas draws them
-# on one phase (half the steps of "plain", the transforms of FULL_SCHEDULE), then 32 detail steps at
-# twice the side, seen through random views (x1.125); the preview on its 128 plain steps plus 16
-# such steps. A schedule asked for with --schedule applies to them only when it has no coarse phase.
-CLASS_SCHEDULE = "mirror-256-detail"
-PREVIEW_CLASS_SCHEDULE = "plain-128-detail"
+# The classes' head takes a fixed 224 px input, so they cannot go coarse and every step costs a
+# full pass: they draw on one phase of 80 steps at 1.6x the rate (the transforms of FULL_SCHEDULE),
+# then 16 detail steps at twice the side, seen through random views; 96 steps in all, 0.19 of
+# "plain", for 3x tf-keras-vis' speed. On a stand-in head this keeps specificity, robustness and the
+# detail of 256 + 32 steps at 0.67 of the objective, with less speckle (docs/QUALITY.md). The preview
+# draws them the same way. A schedule asked for with --schedule applies to them only when it has no
+# coarse phase.
+CLASS_SCHEDULE = "mirror-80-lr08-detail"
 
 
 def find_schedule(name):
@@ -222,7 +228,7 @@ class DrawOptions:
         negative: also draw the image that minimizes each unit.
         resume: skip units already complete with the same settings (False: --force).
         schedule: None (the per-layer default: FULL_SCHEDULES or PREVIEW_SCHEDULES by block for
-            the filters, CLASS_SCHEDULE or PREVIEW_CLASS_SCHEDULE for the classes),
+            the filters, CLASS_SCHEDULE for the classes),
             or the name of one of SCHEDULES, applied to filter layers (block1_conv1 keeps its plan)
             and, when it has no coarse phase, to the classes; --steps overrides its total steps
             (before a detail phase, which runs at most as many), keeping its coarse share.
@@ -311,7 +317,7 @@ def _class_schedule(options):
     asked = options.schedule
     if asked is not None and not find_schedule(asked).coarse_fraction:
         return asked
-    return CLASS_SCHEDULE if options.quality is Quality.FULL else PREVIEW_CLASS_SCHEDULE
+    return CLASS_SCHEDULE
 
 
 def diversity_layer(layer):

@@ -283,19 +283,20 @@ def test_the_mirror_fill_is_recorded_only_when_on():
 
 def test_classes_draw_on_their_one_phase_schedule_and_take_only_one_phase_schedules():
     full = plan_layer("predictions").settings
-    assert (full.steps, full.coarse_size, full.transforms.mirror, full.transforms.scale_range) == (288, 0, True, (0.8, 1.25))
-    assert (full.detail_size, full.detail_steps, full.detail_view) == (2 * full.size, 32, True)
+    assert (full.steps, full.coarse_size, full.transforms.mirror, full.transforms.scale_range) == (96, 0, True, (0.8, 1.25))
+    assert (full.detail_size, full.detail_steps, full.detail_view, full.learning_rate) == (2 * full.size, 16, True, 0.08)
     assert [phase.input_size for phase in full.phases()] == [224, 224]  # the head's fixed input, in every phase
     assert full.image_size == 384  # the master: twice the 192 px the class page shows
-    assert plan_layer("predictions", DrawOptions(schedule="plain")).settings.steps == 512
-    assert not plan_layer("predictions", DrawOptions(schedule="plain")).settings.detail_view
+    plain = plan_layer("predictions", DrawOptions(schedule="plain")).settings
+    assert (plain.steps, plain.learning_rate, plain.detail_view) == (512, 0.05, False)  # the schedule's rate, or the layer's
+    assert plan_layer("predictions", DrawOptions(schedule="mirror-256-detail")).settings.steps == 256 + 32
     assert plan_layer("predictions", DrawOptions(schedule="c2f-256-mirror")).settings == full  # no coarse head
-    assert plan_layer("predictions", DrawOptions(steps=100)).settings.steps == 100 + 32
-    preview = plan_layer("predictions", DrawOptions(quality=Quality.PREVIEW)).settings
-    assert (preview.steps, preview.transforms.mirror, preview.detail_steps, preview.detail_view) == (144, False, 16, True)
-    # 288 steps at the head's input against 512: every step of the detail phase costs a full one.
+    assert plan_layer("predictions", DrawOptions(steps=100)).settings.steps == 100 + 16
+    assert plan_layer("predictions", DrawOptions(learning_rate=0.02)).settings.learning_rate == 0.02  # over the schedule's
+    assert plan_layer("predictions", DrawOptions(quality=Quality.PREVIEW)).settings == full  # already cheaper than a preview
+    # 96 steps at the head's input against 512: every step of the detail phase costs a full one.
     cheaper = cost.batch_cost("predictions").flops / cost.batch_cost("predictions", DrawOptions(schedule="plain")).flops
-    assert 0.54 < cheaper < 0.58
+    assert 0.18 < cheaper < 0.20
 
 
 def test_a_mirrored_drawing_finds_the_pattern_classes(pattern_model):

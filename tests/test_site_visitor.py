@@ -84,7 +84,8 @@ def test_a_class_page_shows_its_detail_master_at_half_its_side(site_src):
     record_path = next((site_src / "vgg16/classes").glob("*/unit.json"))
     record = json.loads(record_path.read_text())
     size = record["settings"]["size"]
-    assert record["settings"]["detail"] == {"size": 2 * size, "steps": 32, "view": size}
+    steps = plan_layer("predictions").settings.detail_steps
+    assert record["settings"]["detail"] == {"size": 2 * size, "steps": steps, "view": size}
     page = (record_path.parent / "index.md").read_text()
     assert f'<img src="image.webp" width="{size}" height="{size}"' in page
     assert f"({2 * size}&times;{2 * size} px, shown at {size} px; click to zoom)" in page
