@@ -1,26 +1,27 @@
 #!/usr/bin/env python3
-"""The classes' detail phase measured on a stand-in head of real ImageNet features (docs/QUALITY.md).
+"""The classes' drawing measured on a stand-in head of real ImageNet features (docs/QUALITY.md).
 
 The real 1,000-class head cannot be downloaded here, so class images cannot be judged on it. This
 draws with the classes' own settings (`plan_layer("predictions")`: 192 px, pad 16, the head's
-fixed 224 px input, `mirror-256-detail`) on a stand-in for the head: block5_conv3's channel means
-on the embedded ImageNet weights, read at that fixed input. One run per unit batch, snapshots at
-the end of the one-phase drawing (what `mirror-256` gives) and after the detail phase, then:
+fixed 224 px input, `mirror-80-lr08-detail`) on a stand-in for the head: block5_conv3's channel
+means on the embedded ImageNet weights, read at that fixed input. One run per unit batch, snapshots
+at the end of the one-phase drawing (and at the steps of `--at`) and after the detail phase, then:
 objective (at 192 px, area-averaged as the records score it), specificity among the sampled units,
 median robustness, and the high-frequency share of the master (at 384 px) and of its view at 192.
-`--steps`, `--detail-steps` and `--rate` draw the same way with other step counts or learning rate
-(candidates for a cheaper class schedule).
+`--steps`, `--detail-steps` and `--rate` draw the same way with other step counts or learning rate.
 
-    python bench/class_detail_surrogate.py --units 8 --out bench/out/class_detail
-    python bench/class_detail_surrogate.py --units 8 --steps 96 --detail-steps 16 --out bench/out/class_96_16
+    python bench/class_detail_surrogate.py --units 8 --out bench/out/class_default
+    # the rows of docs/QUALITY.md "Classes in 96 steps": the former default with its snapshots, one candidate
+    python bench/class_detail_surrogate.py --units 8 --steps 256 --detail-steps 32 --rate 0.05 --at 64,80,96,128,192 --out bench/out/class_256_32
+    python bench/class_detail_surrogate.py --units 8 --steps 96 --detail-steps 16 --rate 0.05 --out bench/out/class_96_16
 """
 
 import argparse
-from dataclasses import replace
 import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -55,6 +56,14 @@ def measure(scores, images, units, size, pad):
             "hf_drawn": float(np.median([high_frequency_share(image) for image in drawn]))}
 
 
+def step_list(text):
+    """"64,128" -> (64, 128), for argparse."""
+    try:
+        return tuple(int(step) for step in text.split(",") if step.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma list of step counts: {text!r}") from None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, default=8)
@@ -62,8 +71,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, help="steps of the one-phase drawing (default: the classes' plan)")
     parser.add_argument("--detail-steps", type=int, help="steps of the detail phase (default: the classes' plan)")
     parser.add_argument("--rate", type=float, help="learning rate (default: the classes' plan)")
-    parser.add_argument("--at", default="", help="comma list of earlier steps of the one-phase drawing "
-                                                 "to measure too (its rate is constant: as if it stopped there)")
+    parser.add_argument("--at", type=step_list, default=(), help="comma list of earlier steps of the one-phase "
+                                                               "drawing to measure too (its rate is constant: as if it stopped there)")
     args = parser.parse_args(argv)
     settings = plan_layer("predictions").settings
     main_steps = args.steps or settings.steps - settings.detail_steps
@@ -71,14 +80,14 @@ def main(argv=None):
     settings = replace(settings, steps=main_steps + detail_steps, detail_steps=detail_steps,
                        detail_size=settings.detail_size if detail_steps else 0, detail_view=bool(detail_steps),
                        learning_rate=args.rate or settings.learning_rate)
+    earlier = sorted(set(args.at) - {main_steps})
+    if any(not 0 < step < main_steps for step in earlier):
+        parser.error(f"--at takes steps between 1 and {main_steps - 1}")
     units = sample_indices(STAND_IN, 512, args.units)
     model = load_vgg16("embedded").model
     scores = layer_scores(model, STAND_IN, preprocess)
     renderer = Renderer(unit_objective(scores), settings)
     began = time.perf_counter()
-    earlier = sorted({int(step) for step in args.at.split(",") if step.strip()} - {main_steps})
-    if any(not 0 < step < main_steps for step in earlier):
-        parser.error(f"--at takes steps between 1 and {main_steps - 1}")
     snapshots = renderer.render_snapshots(units, [Unit(STAND_IN, i).seed(0) for i in units],
                                           at=(*earlier, main_steps, settings.steps))
     seconds = time.perf_counter() - began

@@ -85,7 +85,8 @@ def _parser():
                              f"{PREVIEW_PER_LAYER} unless a selection is given")
     how = parser.add_argument_group("how to draw")
     how.add_argument("--quality", choices=[q.value for q in Quality],
-                     help="drawing defaults: full (the atlas, default) or preview (fewer steps, smaller images)")
+                     help="drawing defaults: full (the atlas, default) or preview (fewer steps, smaller images; "
+                          "the classes draw as in the full atlas)")
     how.add_argument("--weights", default="auto",
                      help="auto (default: imagenet if available, else embedded) | imagenet | embedded | PATH")
     how.add_argument("--size", type=whole_number, help="image side in pixels, 8-1024 (default: per layer, by receptive field)")
@@ -101,7 +102,8 @@ def _parser():
                           f"{CLASS_SCHEDULE} for the classes of both; classes take only schedules without a "
                           "coarse phase; docs/QUALITY.md)")
     how.add_argument("--learning-rate", type=decimal_number,
-                     help="Adam learning rate, above 0 and at most 10 (default 0.05; 0.08 for the classes)")
+                     help="Adam learning rate, above 0 and at most 10 (default: the schedule's; 0.05, and 0.08 "
+                          "for the classes on their default schedule)")
     how.add_argument("--batch-size", type=whole_number, help="units drawn together, 1-1,024 (default per layer)")
     how.add_argument("--seed", type=whole_number, default=0, help="run-wide seed mixed into every unit's seed")
     how.add_argument("--precision", choices=[p.value for p in Precision], default="float32",
