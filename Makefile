@@ -28,8 +28,10 @@ site: $(BASE)              ## re-render the pages from site_src/ and build the H
 	$(PY) -m mkdocs build --strict --quiet
 	@echo "Site built in site/. Open it with: make serve  (http://127.0.0.1:8000/)"
 
+# The suite runs on every core, at most 4 (each worker loads TensorFlow: about 1 GB): on this 2-core
+# machine 6 min 47 s against 10 min 2 s in one process.
 test: $(STAMP) browser $(ACTIONLINT)  ## the test suite (what CI runs)
-	$(WITH_VENV_PATH) $(PY) -m pytest -q
+	$(WITH_VENV_PATH) $(PY) -m pytest -q --numprocesses auto --maxprocesses 4
 
 test-slow: $(STAMP) browser $(ACTIONLINT)  ## the slower checks kept out of CI
 	$(WITH_VENV_PATH) $(PY) -m pytest -q -m slow
