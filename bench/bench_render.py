@@ -71,8 +71,8 @@ def full_or_preview(preview):
 A_LAYERS = ("block1_conv2", "block3_conv1", "block5_conv1")  # --a-layers picks others
 EXPERIMENT_LAYERS = ("block1_conv2", "block3_conv1", "block4_conv2", "block5_conv1")
 # Steps per timed call, chosen so one call takes a few seconds here.
-A_STEPS = {"block1_conv2": 32, "block3_conv1": 6, "block4_conv2": 4, "block5_conv1": 2}
-A_STEPS_BY_BLOCK = {1: 32, 2: 12, 3: 6, 4: 4, 5: 2, 6: 1}  # block 6: the dense head (the classes)
+A_STEPS = {"block1_conv2": 32, "block3_conv1": 6, "block4_conv2": 4, "block5_conv1": 2, CLASS_LAYER: 1}
+A_STEPS_BY_BLOCK = {1: 32, 2: 12, 3: 6, 4: 4, 5: 2}
 B_LAYER, B_SIZE, B_FILTERS = "block3_conv1", 128, 8
 TKV_DEFAULT_SIZE, TKV_DEFAULT_STEPS, TKV_LAYER_BATCH = 224, 200, 4
 CORES = os.cpu_count() or 1
@@ -81,11 +81,6 @@ GPU_TFLOPS = 20.0
 
 
 # ------------------------------------------------------------------ timing
-
-
-def layer_block(layer):
-    """The block of a conv layer; 6 for the classes (the dense head after block 5)."""
-    return 6 if layer == CLASS_LAYER else CONV_LAYER_BY_NAME[layer].block
 
 
 def full_size_steps(plan):
@@ -293,7 +288,8 @@ class Bench:
         for layer in self.a_layers:
             plan = plan_layer(layer, PLAIN)
             settings = plan.settings
-            steps = A_STEPS.get(layer, A_STEPS_BY_BLOCK[layer_block(layer)]) // (2 if self.quick else 1) or 1
+            steps = A_STEPS[layer] if layer in A_STEPS else A_STEPS_BY_BLOCK[CONV_LAYER_BY_NAME[layer].block]
+            steps = steps // (2 if self.quick else 1) or 1
             side = settings.transforms.output_size(settings.size)
             objective = objective_for(self.model_for(layer), plan)
             ours = Ours(objective, settings, steps, layer)

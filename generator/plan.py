@@ -157,7 +157,7 @@ SCHEDULES = {
         # The classes': one phase (their head's input is fixed) then a detail phase in which the
         # head sees random views of the image at twice the side (RenderSettings.detail_view).
         _with_detail(_MIRROR, "mirror-256-detail", detail_steps=32),
-        _with_detail(replace(_MIRROR, steps=80, learning_rate=0.08), "mirror-80-lr08-detail"),
+        _with_detail(replace(_MIRROR, learning_rate=0.08), "mirror-80-lr08-detail", steps=80),
     )
 }
 
